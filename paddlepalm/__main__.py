@@ -1,0 +1,5 @@
+import sys
+
+from paddlepalm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,180 @@
+"""The one BERT-family transformer encoder (post-LayerNorm, as in BERT/ERNIE/RoBERTa).
+
+Parameter names follow Paddle's own transformer naming (``encoder.layers.N.self_attn.q_proj``,
+``linear1``, ``norm1`` ...) so PaddleNLP checkpoints load by stripping a prefix, and Hugging Face
+checkpoints by a fixed rename table (see :mod:`paddlepalm.backbone.checkpoint`).
+"""
+import math
+from typing import List, NamedTuple, Optional
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from paddlepalm.backbone.config import EncoderConfig
+
+
+class EncoderOutput(NamedTuple):
+    """``[0]`` sequence output ``[B, L, H]``, ``[1]`` pooled ``[CLS]`` output ``[B, H]``.
+
+    ``hidden_states`` (embeddings + every layer, ``num_layers + 1`` tensors) and ``attentions``
+    (``[B, heads, L, L]`` per layer) are filled only when requested.
+    """
+
+    sequence_output: paddle.Tensor
+    pooled_output: paddle.Tensor
+    hidden_states: Optional[List[paddle.Tensor]] = None
+    attentions: Optional[List[paddle.Tensor]] = None
+
+
+def _activation(name: str):
+    if name == "gelu":
+        return lambda x: F.gelu(x, approximate=False)
+    if name in ("gelu_new", "gelu_fast"):
+        return lambda x: F.gelu(x, approximate=True)
+    return {"relu": F.relu, "tanh": paddle.tanh, "silu": F.silu}[name]
+
+
+def _normal(std: float) -> paddle.ParamAttr:
+    return paddle.ParamAttr(initializer=nn.initializer.Normal(mean=0.0, std=std))
+
+
+class Embeddings(nn.Layer):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        init = _normal(config.initializer_range)
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, weight_attr=init)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size,
+                                                weight_attr=init)
+        self.token_type_embeddings = (
+            nn.Embedding(config.type_vocab_size, config.hidden_size, weight_attr=init)
+            if config.type_vocab_size > 0 else None)
+        self.task_type_embeddings = (
+            nn.Embedding(config.task_type_vocab_size, config.hidden_size, weight_attr=init)
+            if config.use_task_type else None)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.pad_token_id = config.pad_token_id
+        self.position_offset = config.position_offset
+
+    def _position_ids(self, input_ids):
+        seq_len = input_ids.shape[1]
+        if self.position_offset:  # RoBERTa: count real tokens only, starting after padding_idx
+            mask = (input_ids != self.pad_token_id).astype("int64")
+            return paddle.cumsum(mask, axis=1) * mask + self.pad_token_id
+        return paddle.arange(seq_len, dtype="int64").unsqueeze(0)
+
+    def forward(self, input_ids, token_type_ids=None, position_ids=None, task_type_ids=None):
+        if position_ids is None:
+            position_ids = self._position_ids(input_ids)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
+        if self.token_type_embeddings is not None:
+            if token_type_ids is None:
+                token_type_ids = paddle.zeros_like(input_ids)
+            x = x + self.token_type_embeddings(token_type_ids)
+        if self.task_type_embeddings is not None:
+            if task_type_ids is None:
+                task_type_ids = paddle.zeros_like(input_ids)
+            x = x + self.task_type_embeddings(task_type_ids)
+        return self.dropout(self.layer_norm(x))
+
+
+class SelfAttention(nn.Layer):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        hidden, init = config.hidden_size, _normal(config.initializer_range)
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        self.q_proj = nn.Linear(hidden, hidden, weight_attr=init)
+        self.k_proj = nn.Linear(hidden, hidden, weight_attr=init)
+        self.v_proj = nn.Linear(hidden, hidden, weight_attr=init)
+        self.out_proj = nn.Linear(hidden, hidden, weight_attr=init)
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+
+    def _split_heads(self, x):
+        b, l = x.shape[0], x.shape[1]
+        return x.reshape([b, l, self.num_heads, self.head_dim]).transpose([0, 2, 1, 3])
+
+    def forward(self, x, additive_mask, need_weights: bool = False):
+        q = self._split_heads(self.q_proj(x))
+        k = self._split_heads(self.k_proj(x))
+        v = self._split_heads(self.v_proj(x))
+        scores = paddle.matmul(q, k, transpose_y=True) * (1.0 / math.sqrt(self.head_dim))
+        if additive_mask is not None:
+            scores = scores + additive_mask
+        weights = F.softmax(scores, axis=-1)
+        context = paddle.matmul(self.dropout(weights), v)
+        b, l = x.shape[0], x.shape[1]
+        context = context.transpose([0, 2, 1, 3]).reshape([b, l, self.num_heads * self.head_dim])
+        return self.out_proj(context), (weights if need_weights else None)
+
+
+class TransformerLayer(nn.Layer):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        init = _normal(config.initializer_range)
+        self.self_attn = SelfAttention(config)
+        self.norm1 = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
+        self.linear1 = nn.Linear(config.hidden_size, config.intermediate_size, weight_attr=init)
+        self.linear2 = nn.Linear(config.intermediate_size, config.hidden_size, weight_attr=init)
+        self.norm2 = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.activation = _activation(config.hidden_act)
+
+    def forward(self, x, additive_mask, need_weights: bool = False):
+        attn, weights = self.self_attn(x, additive_mask, need_weights)
+        x = self.norm1(x + self.dropout(attn))
+        ffn = self.linear2(self.dropout(self.activation(self.linear1(x))))
+        return self.norm2(x + self.dropout(ffn)), weights
+
+
+class TransformerStack(nn.Layer):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.layers = nn.LayerList([TransformerLayer(config) for _ in range(config.num_hidden_layers)])
+
+
+class Pooler(nn.Layer):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size,
+                               weight_attr=_normal(config.initializer_range))
+
+    def forward(self, sequence_output):
+        return paddle.tanh(self.dense(sequence_output[:, 0]))
+
+
+class Encoder(nn.Layer):
+    """BERT-family encoder; ``model(input_ids, token_type_ids=None, attention_mask=None)``."""
+
+    model_type = None  # set by the ERNIE / BERT / RoBERTa front classes
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.encoder = TransformerStack(config)
+        self.pooler = Pooler(config)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, position_ids=None,
+                task_type_ids=None, output_hidden_states: bool = False,
+                output_attentions: bool = False) -> EncoderOutput:
+        x = self.embeddings(input_ids, token_type_ids, position_ids, task_type_ids)
+        additive_mask = None
+        if attention_mask is not None:
+            # [B, L] of 1 (keep) / 0 (pad) -> [B, 1, 1, L] additive mask in the activations' dtype
+            keep = attention_mask.astype(x.dtype).unsqueeze([1, 2])
+            additive_mask = (1.0 - keep) * -1e4
+        hidden_states = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        for layer in self.encoder.layers:
+            x, weights = layer(x, additive_mask, output_attentions)
+            if output_hidden_states:
+                hidden_states.append(x)
+            if output_attentions:
+                attentions.append(weights)
+        return EncoderOutput(x, self.pooler(x), hidden_states, attentions)

