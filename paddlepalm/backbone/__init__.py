@@ -7,3 +7,8 @@ from paddlepalm.backbone.families import BERT, ERNIE, FAMILIES, RoBERTa, build_e
 
 __all__ = ["ERNIE", "BERT", "RoBERTa", "Encoder", "EncoderConfig", "EncoderOutput", "FAMILIES",
            "build_encoder", "convert_checkpoint", "detect_layout", "read_checkpoint", "LoadReport"]
+
+from paddlepalm.registry import BACKBONES as _BACKBONES  # noqa: E402
+
+for _name, _cls in FAMILIES.items():
+    _BACKBONES.register(_name, _cls)

@@ -1,0 +1,134 @@
+"""One batching path for every reader: dynamic padding, optional length buckets, seeded shuffles.
+
+Features are dicts; list-valued fields are padded to the longest in the batch (pad value per
+field), scalar fields are stacked. ``attention_mask`` is made from ``input_ids`` lengths.
+"""
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+Feature = Dict[str, object]
+Batch = Dict[str, np.ndarray]
+
+DEFAULT_PAD_VALUES = {"token_type_ids": 0, "task_type_ids": 0, "label_ids": -100,
+                      "word_labels": -100, "word_starts": 0, "mlm_labels": -100}
+
+
+def pad_batch(features: Sequence[Feature], pad_values: Dict[str, object],
+              skip: Sequence[str] = ()) -> Batch:
+    """Stack features into arrays; lists are right-padded to the batch's longest."""
+    batch: Batch = {}
+    for name in features[0]:
+        if name in skip:
+            continue
+        values = [f[name] for f in features]
+        first = values[0]
+        if isinstance(first, (list, tuple, np.ndarray)) and not np.isscalar(first):
+            arrays = [np.asarray(v) for v in values]
+            longest = max(a.shape[0] for a in arrays)
+            trailing = arrays[0].shape[1:]
+            dtype = np.int64 if arrays[0].dtype.kind in "iub" else np.float32
+            pad = pad_values.get(name, DEFAULT_PAD_VALUES.get(name, 0))
+            out = np.full((len(arrays), longest) + trailing, pad, dtype=dtype)
+            for i, a in enumerate(arrays):
+                if a.shape[0]:
+                    out[i, :a.shape[0]] = a
+            batch[name] = out
+            if name == "input_ids":
+                mask = np.zeros((len(arrays), longest), dtype=np.int64)
+                for i, a in enumerate(arrays):
+                    mask[i, :a.shape[0]] = 1
+                batch["attention_mask"] = mask
+        else:
+            arr = np.asarray(values)
+            batch[name] = arr.astype(np.int64) if arr.dtype.kind in "iub" else arr.astype(np.float32)
+    return batch
+
+
+def batch_order(lengths: Sequence[int], batch_size: int, shuffle: bool, rng: np.random.Generator,
+                bucket: bool = False, bucket_factor: int = 50, drop_last: bool = False) -> List[np.ndarray]:
+    """Index lists of each batch for one epoch.
+
+    With ``bucket``, examples are shuffled, cut into pools of ``batch_size * bucket_factor``,
+    sorted by length inside each pool and split into batches, whose order is then shuffled: padding
+    waste falls while batches stay random.
+    """
+    n = len(lengths)
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    if bucket:
+        pool = batch_size * bucket_factor
+        lengths = np.asarray(lengths)
+        chunks = []
+        for start in range(0, n, pool):
+            part = order[start:start + pool]
+            chunks.append(part[np.argsort(lengths[part], kind="stable")])
+        order = np.concatenate(chunks) if chunks else order
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if drop_last and batches and len(batches[-1]) < batch_size:
+        batches.pop()
+    if bucket and shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+class Batcher:
+    """Iterates batches over cached features for a number of epochs (``None``: forever).
+
+    Its state (epoch, position in the epoch, the shuffle RNG at the epoch's start) is saved with
+    checkpoints, so a resumed run sees exactly the batches an uninterrupted one would. ``collate``
+    gets ``(features, rng)``; ``rng`` is derived from (seed, epoch, position), so random choices
+    made while batching (e.g. dynamic masking) repeat on resume too.
+    """
+
+    def __init__(self, features: Sequence[Feature], batch_size: int,
+                 collate: Callable[[List[Feature], np.random.Generator], Batch],
+                 shuffle: bool = True, seed: Optional[int] = None, bucket: bool = False,
+                 drop_last: bool = False, length_key: str = "input_ids"):
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1, got %r" % (batch_size,))
+        self.features = features
+        self.batch_size = batch_size
+        self.collate = collate
+        self.shuffle = shuffle
+        self.bucket = bucket
+        self.drop_last = drop_last
+        self.seed = int(np.random.SeedSequence(seed).entropy % (2 ** 63)) if seed is None else int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.lengths = [len(f[length_key]) if length_key in f else 1 for f in features]
+        self.epoch = 0
+        self.position = 0  # batches already served in the current epoch
+        self._epoch_start_state = self.rng.bit_generator.state
+
+    def steps_per_epoch(self) -> int:
+        n = len(self.features)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _plan(self) -> List[np.ndarray]:
+        self.rng.bit_generator.state = self._epoch_start_state
+        return batch_order(self.lengths, self.batch_size, self.shuffle, self.rng, self.bucket,
+                           drop_last=self.drop_last)
+
+    def epoch_batches(self) -> Iterator[Batch]:
+        """The rest of the current epoch (all of it, unless resumed mid-way)."""
+        plan = self._plan()
+        while self.position < len(plan):
+            idx = plan[self.position]
+            rng = np.random.default_rng([self.seed, self.epoch, self.position])
+            self.position += 1
+            yield self.collate([self.features[i] for i in idx], rng)
+        self.epoch += 1
+        self.position = 0
+        self._epoch_start_state = self.rng.bit_generator.state
+
+    def iterate(self, num_epochs: Optional[int]) -> Iterator[Batch]:
+        """Batches until ``num_epochs`` epochs (counted from epoch 0) are done; ``None``: forever."""
+        while num_epochs is None or self.epoch < num_epochs:
+            yield from self.epoch_batches()
+
+    def state_dict(self) -> dict:
+        return {"epoch_start_rng": self._epoch_start_state, "epoch": self.epoch,
+                "position": self.position, "seed": self.seed}
+
+    def set_state_dict(self, state: dict) -> None:
+        self._epoch_start_state = state["epoch_start_rng"]
+        self.epoch, self.position, self.seed = state["epoch"], state["position"], state["seed"]
