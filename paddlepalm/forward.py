@@ -1,0 +1,35 @@
+"""The one forward path shared by training, evaluation, prediction and export:
+batch (numpy) -> tensors -> shared encoder -> task head."""
+from typing import Dict
+
+import numpy as np
+import paddle
+
+ENCODER_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "task_type_ids", "position_ids")
+NON_TENSOR_FIELDS = ("example_index", "feature_index")
+
+
+def to_tensors(batch: Dict[str, np.ndarray]) -> Dict[str, paddle.Tensor]:
+    """Numpy batch -> Paddle tensors (bookkeeping fields stay numpy)."""
+    return {k: (v if k in NON_TENSOR_FIELDS or not isinstance(v, np.ndarray) else paddle.to_tensor(v))
+            for k, v in batch.items()}
+
+
+def encoder_inputs(batch: Dict[str, paddle.Tensor], backbone) -> Dict[str, paddle.Tensor]:
+    """The batch fields the encoder reads (token types only when it has token-type embeddings)."""
+    cfg = backbone.config
+    wanted = {"input_ids", "attention_mask", "position_ids"}
+    if cfg.type_vocab_size > 0:
+        wanted.add("token_type_ids")
+    if cfg.use_task_type:
+        wanted.add("task_type_ids")
+    return {k: batch[k] for k in ENCODER_INPUTS if k in wanted and k in batch}
+
+
+def run_task(backbone, head, batch: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
+    """Encoder then head; returns the head's outputs (with ``'loss'`` when labels are present)."""
+    return head(backbone(**encoder_inputs(batch, backbone)), batch)
+
+
+def outputs_to_numpy(outputs: Dict[str, paddle.Tensor]) -> Dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in outputs.items() if k != "loss" and isinstance(v, paddle.Tensor)}
