@@ -5,8 +5,12 @@ Subclass :class:`Reader` for your own data (see docs/custom_reader.md).
 from paddlepalm.reader.base import Reader, build_tokenizer
 from paddlepalm.reader.classify import ClassifyReader
 from paddlepalm.reader.labels import LabelMap
+from paddlepalm.reader.mask_lm import MaskLMReader
+from paddlepalm.reader.mrc import MRCReader
 from paddlepalm.registry import READERS
 
 READERS.register("classify", ClassifyReader)
+READERS.register("mrc", MRCReader)
+READERS.register("mask_lm", MaskLMReader)
 
-__all__ = ["Reader", "ClassifyReader", "LabelMap", "build_tokenizer", "READERS"]
+__all__ = ["Reader", "ClassifyReader", "MRCReader", "MaskLMReader", "LabelMap", "build_tokenizer", "READERS"]
