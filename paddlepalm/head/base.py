@@ -15,6 +15,7 @@ import paddle
 import paddle.nn as nn
 
 from paddlepalm.backbone.encoder import EncoderOutput
+from paddlepalm.utils.init_args import record_init_args
 
 Records = List[Dict[str, Any]]
 
@@ -25,6 +26,10 @@ class Head(nn.Layer):
     name: Optional[str] = None  # registry name, e.g. 'classify'
     label_fields: tuple = ("label",)  # batch fields holding gold labels
     metric_names: tuple = ()  # what epoch_postprocess reports; the first is the default objective
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        record_init_args(cls)
 
     def __init__(self, phase: str = "train"):
         super().__init__()
@@ -40,10 +45,14 @@ class Head(nn.Layer):
         """Numpy outputs of one batch -> one record per row (must carry ``feature_index``)."""
         raise NotImplementedError
 
+    def predictions(self, records: Records, reader) -> Records:
+        """Records -> user-facing predictions, one per example, in input order."""
+        return sorted(records, key=lambda r: r["feature_index"])
+
     def epoch_postprocess(self, records: Records, reader, output_dir: Optional[str] = None) -> Dict[str, float]:
         """All records of an epoch -> metrics (if gold labels exist); writes predictions."""
         if output_dir:
-            self.write_jsonl(records, output_dir)
+            self.write_jsonl(self.predictions(records, reader), output_dir)
         return {}
 
     # ------------------------------------------------------------------ helpers

@@ -60,7 +60,7 @@ class Classify(Head):
             records.append(r)
         return records
 
-    def epoch_postprocess(self, records: Records, reader, output_dir: Optional[str] = None) -> Dict[str, float]:
+    def predictions(self, records: Records, reader) -> Records:
         names = reader.label_vocab() if reader is not None else None
         out = []
         for r in sorted(records, key=lambda r: r["feature_index"]):
@@ -69,8 +69,11 @@ class Classify(Head):
                 row["label_name"] = ([names[j] for j in r["label"]] if self.multi_label
                                      else names[r["label"]])
             out.append(row)
+        return out
+
+    def epoch_postprocess(self, records: Records, reader, output_dir: Optional[str] = None) -> Dict[str, float]:
         if output_dir:
-            self.write_jsonl(out, output_dir)
+            self.write_jsonl(self.predictions(records, reader), output_dir)
         if not records or "gold" not in records[0]:
             return {}
         if self.multi_label:

@@ -21,6 +21,7 @@ from paddlepalm.errors import DataError
 from paddlepalm.reader.batching import Batch, Batcher, Feature, pad_batch
 from paddlepalm.reader.formats import guess_format, read_records
 from paddlepalm.tokenizer import Tokenizer
+from paddlepalm.utils.init_args import record_init_args
 
 logger = logging.getLogger("paddlepalm")
 
@@ -68,6 +69,10 @@ def _vocab_is_uncased(vocab_path: str) -> bool:
 
 class Reader:
     """Base class of readers. Subclasses set ``required_fields`` and implement ``to_features``."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        record_init_args(cls)
 
     name: Optional[str] = None  # registry name, e.g. 'classify'
     required_fields: Sequence[str] = ("text_a",)
@@ -123,6 +128,27 @@ class Reader:
         """Features -> one padded batch (``rng`` is for random choices made per batch)."""
         return pad_batch(features, self.pad_values, skip=self.meta_fields)
 
+    def make_examples(self, inputs: Sequence[Any]) -> List[Example]:
+        """Raw inputs for prediction -> examples: a string, a (text_a, text_b) pair, or a dict."""
+        out = []
+        for i, item in enumerate(inputs):
+            if isinstance(item, dict):
+                example = dict(item)
+            elif isinstance(item, str):
+                example = {"text_a": item}
+            elif isinstance(item, (tuple, list)) and len(item) == 2:
+                example = {"text_a": item[0], "text_b": item[1]}
+            else:
+                raise ValueError("input %d: expected a string, a (text_a, text_b) pair or a dict" % i)
+            example.setdefault("_file", "<input>")
+            example.setdefault("_line", i + 1)
+            out.append(example)
+        return out
+
+    def load_examples(self, examples: List[Example], batch_size: int) -> "Reader":
+        """Like :meth:`load_data`, from examples already in memory (no file)."""
+        return self._load(examples, batch_size, None, shuffle_train=False, source="<memory>")
+
     def prepare(self, examples: List[Example]) -> None:
         """Hook run once on the training examples before conversion (e.g. to build a label map)."""
 
@@ -148,9 +174,13 @@ class Reader:
         if file_format is None or (file_format == "tsv" and guess_format(input_file) != "tsv"):
             file_format = guess_format(input_file)
         self.input_file = input_file
-        self.examples = self.read_examples(input_file, file_format)
-        if not self.examples:
+        examples = self.read_examples(input_file, file_format)
+        if not examples:
             raise DataError("no examples", path=input_file)
+        return self._load(examples, batch_size, num_epochs, shuffle_train, input_file)
+
+    def _load(self, examples, batch_size, num_epochs, shuffle_train, source) -> "Reader":
+        self.examples = examples
         if self.phase == "train":
             self.prepare(self.examples)
         features = self.to_features_batch(self.examples)
@@ -166,7 +196,7 @@ class Reader:
                                 shuffle=train and shuffle_train, seed=self.seed,
                                 bucket=self.bucket_by_length and train)
         logger.info("%s: %d examples -> %d features from %s", self.describe(), len(self.examples),
-                    len(features), input_file)
+                    len(features), source)
         return self
 
     def describe(self) -> str:
@@ -202,8 +232,14 @@ class Reader:
             raise RuntimeError("%s: call load_data(...) first" % type(self).__name__)
 
     def iterator(self, num_epochs: Optional[int] = -1) -> Iterator[Batch]:
-        """Batches for ``num_epochs`` epochs (default: the ``load_data`` setting; None: forever)."""
+        """Batches for ``num_epochs`` epochs (default: the ``load_data`` setting; None: forever).
+
+        Training readers continue where they stopped (epochs count from the start of training);
+        dev/predict readers start a fresh pass each call.
+        """
         self._require_loaded()
+        if self.phase != "train":
+            self._batcher.rewind()
         return self._batcher.iterate(self._num_epochs if num_epochs == -1 else num_epochs)
 
     def __iter__(self) -> Iterator[Batch]:

@@ -97,7 +97,12 @@ class Batcher:
         self.lengths = [len(f[length_key]) if length_key in f else 1 for f in features]
         self.epoch = 0
         self.position = 0  # batches already served in the current epoch
-        self._epoch_start_state = self.rng.bit_generator.state
+        self._epoch_start_state = self._initial_state = self.rng.bit_generator.state
+
+    def rewind(self) -> None:
+        """Back to the very first batch of the first epoch."""
+        self.epoch, self.position = 0, 0
+        self._epoch_start_state = self._initial_state
 
     def steps_per_epoch(self) -> int:
         n = len(self.features)

@@ -1,0 +1,147 @@
+"""Export for serving: one ``paddle.jit.save`` inference model per task (shared encoder + head),
+and :class:`Predictor`, which runs them without the training code.
+
+``<dir>/<task>/model.*`` is the static model; ``<dir>/<task>/inference.json`` names its inputs
+and outputs; ``<dir>/tokenizer/`` and ``<dir>/paddlepalm_export.json`` let the predictor tokenize
+raw text the same way as the task's reader.
+"""
+import json
+import os
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+EXPORT_FILE = "paddlepalm_export.json"
+
+
+# paddle.jit.to_static needs a forward with a fixed, named signature and real source code (no
+# *args), so the wrapper picks one of these by the number of inputs the task's batches have.
+def _forward_1(self, a):
+    return self.run_inputs([a])
+
+
+def _forward_2(self, a, b):
+    return self.run_inputs([a, b])
+
+
+def _forward_3(self, a, b, c):
+    return self.run_inputs([a, b, c])
+
+
+def _forward_4(self, a, b, c, d):
+    return self.run_inputs([a, b, c, d])
+
+
+def _forward_5(self, a, b, c, d, e):
+    return self.run_inputs([a, b, c, d, e])
+
+
+def _forward_6(self, a, b, c, d, e, f):
+    return self.run_inputs([a, b, c, d, e, f])
+
+
+def _forward_7(self, a, b, c, d, e, f, g):
+    return self.run_inputs([a, b, c, d, e, f, g])
+
+
+def _forward_8(self, a, b, c, d, e, f, g, h):
+    return self.run_inputs([a, b, c, d, e, f, g, h])
+
+
+_FORWARDS = [None, _forward_1, _forward_2, _forward_3, _forward_4, _forward_5, _forward_6, _forward_7,
+             _forward_8]
+
+
+def _wrapper(backbone, head, input_names: Sequence[str], output_names: Sequence[str]):
+    import paddle
+
+    from paddlepalm.forward import encoder_inputs
+
+    if len(input_names) >= len(_FORWARDS):
+        raise ValueError("export supports at most %d inputs, the task has %d: %s"
+                         % (len(_FORWARDS) - 1, len(input_names), ", ".join(input_names)))
+
+    class TaskModel(paddle.nn.Layer):
+        """Encoder + head as one Layer with positional tensor inputs (for paddle.jit.save)."""
+
+        forward = _FORWARDS[len(input_names)]
+
+        def __init__(self):
+            super().__init__()
+            self.backbone = backbone
+            self.head = head
+
+        def run_inputs(self, inputs):
+            batch = dict(zip(input_names, inputs))
+            out = self.head(self.backbone(**encoder_inputs(batch, self.backbone)), batch)
+            return tuple(out[name] for name in output_names)
+
+    return TaskModel()
+
+
+def export_task(backbone, head, reader, path: str) -> Dict[str, List[str]]:
+    """Trace ``backbone`` + ``head`` for ``reader``'s batches and save a static inference model."""
+    import paddle
+
+    from paddlepalm.forward import NON_TENSOR_FIELDS, outputs_to_numpy, run_task, to_tensors
+
+    sample = next(iter(reader.clone("predict").load_examples(reader.make_examples(["hello"]) if not reader.examples
+                                                              else reader.examples[:2], 2).iterator(num_epochs=1)))
+    label_fields = set(getattr(head, "label_fields", ()))
+    input_names = [k for k in sample if k not in NON_TENSOR_FIELDS and k not in label_fields]
+    backbone.eval()
+    head.eval()
+    with paddle.no_grad():
+        reference = outputs_to_numpy(run_task(backbone, head, to_tensors({k: sample[k] for k in input_names})))
+    output_names = sorted(reference)
+    model = _wrapper(backbone, head, input_names, output_names)
+    specs = [paddle.static.InputSpec(shape=[None] * sample[k].ndim, dtype=str(sample[k].dtype), name=k)
+             for k in input_names]
+    os.makedirs(path, exist_ok=True)
+    static = paddle.jit.to_static(model, input_spec=specs, full_graph=True)
+    paddle.jit.save(static, os.path.join(path, "model"))
+    info = {"inputs": input_names, "outputs": output_names}
+    with open(os.path.join(path, "inference.json"), "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=2)
+    return info
+
+
+def export_model(engine, path: str) -> str:
+    """Export every task of a (Multi)Trainer engine, atomically, into ``path``."""
+    from paddlepalm.checkpoint import atomic_directory
+    from paddlepalm.model import task_definition
+
+    def write(tmp):
+        tasks = {}
+        for t in engine.trainers:
+            backbone, head = engine._inference_pair(t)
+            reader = t.reader or t.predict_reader or t.dev_reader
+            tasks[t.name] = dict(task_definition(t), **export_task(backbone, head, reader, os.path.join(tmp, t.name)))
+        engine._tokenizer().save(os.path.join(tmp, "tokenizer"))
+        with open(os.path.join(tmp, EXPORT_FILE), "w", encoding="utf-8") as f:
+            json.dump({"tasks": tasks}, f, indent=2, ensure_ascii=False)
+
+    return atomic_directory(path, write)
+
+
+class Predictor:
+    """Runs an exported task model on raw inputs or on ready batches."""
+
+    def __init__(self, path: str, task: str):
+        import paddle
+
+        with open(os.path.join(path, EXPORT_FILE), encoding="utf-8") as f:
+            self.spec = json.load(f)["tasks"][task]
+        self.model = paddle.jit.load(os.path.join(path, task, "model"))
+        self.model.eval()
+        self.path, self.task = path, task
+
+    def run(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """A padded batch (numpy dict, as readers make) -> output name -> numpy array."""
+        import paddle
+
+        with paddle.no_grad():
+            outs = self.model(*[paddle.to_tensor(batch[k]) for k in self.spec["inputs"]])
+        if not isinstance(outs, (list, tuple)):
+            outs = [outs]
+        return {name: o.numpy() for name, o in zip(self.spec["outputs"], outs)}
