@@ -1,0 +1,87 @@
+"""Linear-chain CRF: transition and start/end scores over tag sequences.
+
+The score of a tag path ``y`` for emissions ``e`` (``[W, C]``) is
+``start[y0] + sum_t e[t, y_t] + sum_{t>0} trans[y_{t-1}, y_t] + end[y_last]``. Training minimises
+the negative log-likelihood ``log Z - score(gold)``, with ``log Z`` from the forward algorithm in
+log space (batched in Paddle, one step per position); decoding is Viterbi in numpy. Masks mark
+the real positions of each row and must be a prefix (every row has at least one position).
+"""
+from typing import List
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+
+
+class LinearChainCRF(nn.Layer):
+    """CRF parameters and its loss; ``lr_multiplier`` scales the learning rate of all three."""
+
+    def __init__(self, num_tags: int, lr_multiplier: float = 1.0):
+        super().__init__()
+        self.num_tags = int(num_tags)
+
+        def param(shape):
+            attr = paddle.ParamAttr(learning_rate=lr_multiplier,
+                                    initializer=nn.initializer.Constant(0.0))
+            return self.create_parameter(shape, attr=attr)
+
+        self.transitions = param([self.num_tags, self.num_tags])  # [from, to]
+        self.start = param([self.num_tags])
+        self.end = param([self.num_tags])
+
+    def log_partition(self, emissions: paddle.Tensor, mask: paddle.Tensor) -> paddle.Tensor:
+        """``log Z`` per row: emissions ``[B, W, C]``, mask ``[B, W]`` -> ``[B]``."""
+        maskf = mask.astype(emissions.dtype)
+        alpha = self.start.unsqueeze(0) + emissions[:, 0]
+        for t in range(1, emissions.shape[1]):
+            scores = alpha.unsqueeze(2) + self.transitions.unsqueeze(0) + emissions[:, t].unsqueeze(1)
+            step = maskf[:, t].unsqueeze(1)
+            alpha = paddle.logsumexp(scores, axis=1) * step + alpha * (1.0 - step)
+        return paddle.logsumexp(alpha + self.end.unsqueeze(0), axis=1)
+
+    def path_score(self, emissions: paddle.Tensor, tags: paddle.Tensor, mask: paddle.Tensor) -> paddle.Tensor:
+        """Score of the given tag paths ``[B, W]`` (values at masked positions are ignored)."""
+        batch, width, num_tags = emissions.shape
+        maskf = mask.astype(emissions.dtype)
+        tags = paddle.where(mask, tags, paddle.zeros_like(tags))
+        emitted = paddle.take_along_axis(emissions, tags.unsqueeze(-1), axis=2).squeeze(-1)
+        score = (emitted * maskf).sum(axis=1) + paddle.gather(self.start, tags[:, 0])
+        if width > 1:
+            pair_index = (tags[:, :-1] * num_tags + tags[:, 1:]).reshape([-1])
+            moves = paddle.gather(self.transitions.reshape([-1]), pair_index).reshape([batch, width - 1])
+            score = score + (moves * maskf[:, 1:]).sum(axis=1)
+        last = mask.astype("int64").sum(axis=1, keepdim=True) - 1
+        last_tags = paddle.take_along_axis(tags, last, axis=1).squeeze(1)
+        return score + paddle.gather(self.end, last_tags)
+
+    def nll(self, emissions: paddle.Tensor, tags: paddle.Tensor, mask: paddle.Tensor) -> paddle.Tensor:
+        """Negative log-likelihood of the gold paths, per row ``[B]``."""
+        return self.log_partition(emissions, mask) - self.path_score(emissions, tags, mask)
+
+    def decode(self, emissions: np.ndarray, lengths: np.ndarray) -> List[List[int]]:
+        """Best tag path of each row (cut to its length), with the current parameters."""
+        return viterbi_decode(emissions, lengths, self.transitions.numpy(), self.start.numpy(),
+                              self.end.numpy())
+
+
+def viterbi_decode(emissions: np.ndarray, lengths: np.ndarray, transitions: np.ndarray,
+                   start: np.ndarray, end: np.ndarray) -> List[List[int]]:
+    """Highest-scoring tag paths for emissions ``[B, W, C]`` and row lengths ``[B]`` (>= 1)."""
+    emissions = np.asarray(emissions, dtype=np.float64)
+    batch, width, num_tags = emissions.shape
+    lengths = np.asarray(lengths).reshape(-1)
+    score = start[None, :] + emissions[:, 0]
+    stay = np.broadcast_to(np.arange(num_tags), (batch, num_tags))
+    backpointers = []
+    for t in range(1, width):
+        candidates = score[:, :, None] + transitions[None] + emissions[:, t, None, :]
+        active = (t < lengths)[:, None]
+        backpointers.append(np.where(active, candidates.argmax(axis=1), stay))
+        score = np.where(active, candidates.max(axis=1), score)
+    best = (score + end[None, :]).argmax(axis=1)
+    path = [best]
+    for pointers in reversed(backpointers):  # padded steps point to themselves
+        best = pointers[np.arange(batch), best]
+        path.append(best)
+    path = np.stack(path[::-1], axis=1)
+    return [path[b, :int(lengths[b])].tolist() for b in range(batch)]
