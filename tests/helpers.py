@@ -113,9 +113,58 @@ def make_tiny_checkpoint(dst_dir: str, layout: str, model_type: str = "bert", se
             hf_cfg.update(task_type_vocab_size=cfg["task_type_vocab_size"], use_task_id=True)
         with open(os.path.join(dst_dir, "config.json"), "w") as f:
             json.dump(hf_cfg, f)
+    elif layout == "palm1":
+        write_palm1(dst_dir, model)
     else:
         raise ValueError(layout)
     return dst_dir
+
+
+def write_palm1(dst_dir: str, model) -> None:
+    """PALM 1.x layout written by Paddle's own static-graph save op (params/ + ernie_config.json)."""
+    import re
+
+    import paddle
+
+    from paddlepalm.backbone.checkpoint import _PALM1_RULES
+
+    # invert our rename table: native name -> PALM variable name
+    inverse = {}
+    for pattern, repl in _PALM1_RULES:
+        old = pattern.strip("^$").replace("\\.", ".")
+        inverse[re.compile("^" + re.escape(repl).replace(re.escape(r"\1"), r"(\d+)") + "$")] = old
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    renamed = {}
+    for key, value in state.items():
+        for pattern, old in inverse.items():
+            m = pattern.match(key)
+            if m:
+                renamed[old.replace(r"(\d+)", m.group(1)) if m.groups() else old] = value
+                break
+        else:
+            raise KeyError(key)
+    paddle.enable_static()
+    try:
+        main, startup = paddle.static.Program(), paddle.static.Program()
+        with paddle.static.program_guard(main, startup):
+            params = [paddle.static.create_parameter(list(v.shape), "float32", name=k) for k, v in renamed.items()]
+        exe = paddle.static.Executor(paddle.CPUPlace())
+        exe.run(startup)
+        scope = paddle.static.global_scope()
+        for k, v in renamed.items():
+            scope.find_var(k).get_tensor().set(v, paddle.CPUPlace())
+        paddle.static.save_vars(exe, os.path.join(dst_dir, "params"), main, vars=params)
+    finally:
+        paddle.disable_static()
+    cfg = model.config
+    with open(os.path.join(dst_dir, "ernie_config.json"), "w") as f:
+        json.dump({"hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_hidden_layers,
+                   "num_attention_heads": cfg.num_attention_heads, "vocab_size": cfg.vocab_size,
+                   "max_position_embeddings": cfg.max_position_embeddings,
+                   "sent_type_vocab_size": cfg.type_vocab_size, "task_type_vocab_size": cfg.task_type_vocab_size,
+                   "hidden_act": cfg.hidden_act, "hidden_dropout_prob": 0.1,
+                   "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,
+                   "intermediate_size": cfg.intermediate_size}, f)
 
 
 def minilm_dir() -> str:

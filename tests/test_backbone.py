@@ -196,3 +196,17 @@ def test_ernie_task_type_embedding_changes_output():
         a = model(t(IDS), t(TYPES), t(MASK))[1].numpy()
         b = model(t(IDS), t(TYPES), t(MASK), task_type_ids=t(task))[1].numpy()
     assert np.abs(a - b).max() > 1e-4
+
+
+def test_palm1_parameter_files_written_by_paddle_load(tmp_path):
+    """PALM 1.x/2.x archives: per-variable files written by Paddle's static save op."""
+    model = tiny_model("ernie", seed=4)
+    ckpt = make_tiny_checkpoint(str(tmp_path / "palm1"), "palm1", "ernie", model=model)
+    assert detect_layout(ckpt) == "palm1"
+    loaded = palm.backbone.ERNIE.from_pretrained(ckpt, phase="predict")
+    assert loaded.load_report.missing_keys == [] and loaded.load_report.unused_keys == []
+    np.testing.assert_array_equal(_run(model, IDS, TYPES, MASK)[1].numpy(), _run(loaded, IDS, TYPES, MASK)[1].numpy())
+    broken = tmp_path / "palm1" / "params" / "pooled_fc.w_0"
+    broken.write_bytes(broken.read_bytes()[:-8])
+    with pytest.raises(CheckpointError, match=r"pooled_fc\.w_0: not a Paddle parameter file"):
+        palm.backbone.ERNIE.from_pretrained(ckpt)

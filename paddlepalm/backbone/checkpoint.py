@@ -214,17 +214,13 @@ def _read_hf(path: str):
 
 
 def _read_palm1(path: str):
-    import paddle
+    from paddlepalm.backbone.palm1 import read_param_dir
 
     config_file = _require(path, "ernie_config.json", "bert_config.json", "config.json")
     model_type = "bert" if os.path.basename(config_file) == "bert_config.json" else None
     config = EncoderConfig.load(config_file, model_type=model_type)
     params = os.path.join(path, "params") if os.path.isdir(os.path.join(path, "params")) else path
-    try:
-        raw = paddle.static.load_program_state(params)
-    except Exception as e:  # Paddle raises many types here
-        raise CheckpointError("%s: cannot read PALM parameter files: %s" % (params, e)) from None
-    state, unused = _rename({k: _to_numpy(v) for k, v in raw.items()}, _PALM1_RULES)
+    state, unused = _rename(read_param_dir(params), _PALM1_RULES)
     return config, state, unused, params
 
 
