@@ -8,6 +8,11 @@ from paddlepalm._env import configure_cpu_math as _configure_cpu_math
 
 _configure_cpu_math()  # must run before anything imports paddle
 
+import warnings as _warnings  # noqa: E402
+
+# Paddle warns about a missing compiler cache on every import; it only matters for custom C++ ops.
+_warnings.filterwarnings("ignore", message="No ccache found")
+
 from paddlepalm.version import __version__  # noqa: E402
 
 _SUBMODULES = {
