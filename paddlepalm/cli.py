@@ -87,7 +87,7 @@ def _load_extra_commands() -> None:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as e:
-            if e.name != module:
+            if not (e.name and module.startswith(e.name)):  # only the optional module itself may be absent
                 raise
 
 
