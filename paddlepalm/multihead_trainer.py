@@ -73,6 +73,7 @@ class MultiHeadTrainer:
         self.history: List[Dict[str, Any]] = []
         self._iterators: Optional[list] = None
         self._scaler = None
+        self._vdl = None  # VisualDL writer, created on first log when visualdl is installed
 
     # ------------------------------------------------------------------ wiring
     def task_index(self, name: str) -> int:
@@ -96,16 +97,16 @@ class MultiHeadTrainer:
         return self
 
     def _check_heads(self):
-        owners = {}
         for t in self.trainers:
-            if t.head is None:
-                raise ValueError("task %r has no head" % t.name)
             if t.head_owner != t.name:
                 owner = next((o for o in self.trainers if o.name == t.head_owner), None)
                 if owner is None:
                     raise ValueError("task %r reuses the head of unknown task %r" % (t.name, t.head_owner))
                 t.head = owner.head
-            owners.setdefault(t.head_owner, t.head)
+                if t.backbone is None and owner.backbone is not None:
+                    t.backbone = owner.backbone
+            if t.head is None:
+                raise ValueError("task %r has no head" % t.name)
 
     def _ensure_built(self):
         if self.backbone is None or any(t.head is not None and t.backbone is None for t in self.trainers):
@@ -323,7 +324,6 @@ class MultiHeadTrainer:
         iterators = self._batches()
         total = self.sampler.total_steps
         bar = self._progress_bar(progress, total)
-        running = {t.name: [0.0, 0] for t in self.trainers}
         pending = []
         start, last_print = time.time(), time.time()
         steps_this_call = 0
@@ -339,7 +339,7 @@ class MultiHeadTrainer:
             if self.global_step % self.accumulate_steps == 0 or self.global_step == total:
                 self._optimizer_step()
             if print_steps and (self.global_step % print_steps == 0 or self.global_step == total):
-                losses = self._flush_losses(pending, running)
+                losses = self._flush_losses(pending)
                 speed = print_steps / max(1e-9, time.time() - last_print)
                 last_print = time.time()
                 main = self.trainers[self.sampler.main]
@@ -350,7 +350,8 @@ class MultiHeadTrainer:
                            "task_steps": dict(zip([t.name for t in self.trainers], self.sampler.counts)),
                            "time": time.time() - start})
                 if bar is not None:
-                    bar.set_postfix({k: "%.3f" % v for k, v in losses.items()})
+                    bar.set_postfix({**{k: "%.3f" % v for k, v in losses.items()},
+                                     "steps": "/".join(str(c) for c in self.sampler.counts)})
             if bar is not None:
                 bar.update(1)
             if self.eval_steps and self.global_step % self.eval_steps == 0:
@@ -385,7 +386,7 @@ class MultiHeadTrainer:
 
         return tqdm(total=total, initial=self.global_step, desc="train", dynamic_ncols=True)
 
-    def _flush_losses(self, pending, running) -> Dict[str, float]:
+    def _flush_losses(self, pending) -> Dict[str, float]:
         """Turn the step losses gathered since the last print into floats (one sync per print)."""
         sums: Dict[str, List[float]] = {}
         for task_id, loss in pending:
@@ -402,6 +403,25 @@ class MultiHeadTrainer:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row, default=float) + "\n")
+        self._log_visualdl(row, os.path.dirname(os.path.abspath(path)))
+
+    def _log_visualdl(self, row: Dict[str, Any], log_dir: str) -> None:
+        """Mirror scalars to VisualDL when it is installed (``visualdl --logdir <save_path>/vdl``)."""
+        if self._vdl is None:
+            try:
+                from visualdl import LogWriter
+            except ImportError:
+                self._vdl = False
+                return
+            self._vdl = LogWriter(logdir=os.path.join(log_dir, "vdl"))
+        if self._vdl is False:
+            return
+        for task, value in (row.get("loss") or {}).items():
+            self._vdl.add_scalar("loss/" + task, value, row["step"])
+        for task, metrics in (row.get("eval") or {}).items():
+            for name, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    self._vdl.add_scalar("eval/%s/%s" % (task, name), value, row["step"])
 
     # ------------------------------------------------------------------ evaluation & prediction
     def evaluate(self, output_dir: Optional[str] = None) -> Dict[str, Dict[str, float]]:
@@ -463,6 +483,22 @@ class MultiHeadTrainer:
         return {t.name: self.predict_task(t, t.predict_reader, os.path.join(output_dir, t.name) if output_dir else None,
                                           print_steps)
                 for t in self.trainers if t.predict_reader is not None}
+
+    def build_predict_forward(self):
+        """PALM HEAD API: every trainer must have called its own build_predict_forward."""
+        missing = [t.name for t in self.trainers if t.pred_head is None and t.head is None]
+        if missing:
+            raise RuntimeError("tasks without a head: %s" % ", ".join(missing))
+        return self
+
+    def merge_inference_readers(self, readers):
+        """PALM HEAD API: readers (list aligned with trainers, or name -> reader) ->
+        ``fn(task_name)`` returning that task's predict batches."""
+        if not isinstance(readers, dict):
+            readers = {t.name: r for t, r in zip(self.trainers, readers)}
+        for name, reader in readers.items():
+            self.trainers[self.task_index(name)].fit_reader(reader, "predict")
+        return lambda task_name: readers[task_name].iterator(num_epochs=1)
 
     def predict_one_batch(self, task_name: str, batch) -> Dict[str, np.ndarray]:
         import paddle

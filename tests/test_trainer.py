@@ -269,3 +269,31 @@ def test_amp_on_cpu_warns_and_trains_fp32(data, caplog):
     trainer = _two_tasks(data)
     trainer.fit(num_epochs=1, print_steps=0, amp="bf16")
     assert "AMP (bf16) needs a GPU" in caplog.text and trainer.amp is None
+
+
+def test_tasks_can_share_one_head(data, tmp_path):
+    vocab, a, _ = data
+    backbone = palm.backbone.BERT.from_config(tiny_config("bert"))
+    head = palm.head.Classify(3, 32)
+    t1 = palm.Trainer("a", reader=palm.reader.ClassifyReader(vocab, 16, seed=1).load_data(a, 4), head=head)
+    t2 = palm.Trainer("a2", reader=palm.reader.ClassifyReader(vocab, 16, seed=2).load_data(a, 4),
+                      reuse_head_with=t1)
+    mt = palm.MultiHeadTrainer([t1, t2], backbone=backbone)
+    mt.fit(num_epochs=1, print_steps=0)
+    assert t2.head is head
+    names = [n for n, _ in mt.named_parameters() if n.startswith("heads.")]
+    assert names == ["heads.a.classifier.weight", "heads.a.classifier.bias"]  # once, not per task
+    mt.save(str(tmp_path / "m"))
+    model = palm.load(str(tmp_path / "m"))
+    assert model.heads["a"] is model.heads["a2"]
+    assert [p["label"] for p in model.predict("a", ["play jazz"])] == [p["label"] for p in model.predict("a2", ["play jazz"])]
+
+
+def test_palm_head_inference_api(data):
+    trainer = _two_tasks(data)
+    trainer.build_forward()
+    fetch = trainer.build_predict_forward().merge_inference_readers(
+        {"a": trainer.trainers[0].dev_reader})
+    batch = next(iter(fetch("a")))
+    out = trainer.predict_one_batch("a", batch)
+    assert out["probs"].shape == (4, 3)
