@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from paddlepalm import checkpoint as ckpt
+from paddlepalm import distributed as _dist
 from paddlepalm.errors import CheckpointError
 from paddlepalm.sampling import Sampler, TaskInfo
 from paddlepalm.trainer import Trainer
@@ -73,6 +74,7 @@ class MultiHeadTrainer:
         self.history: List[Dict[str, Any]] = []
         self._iterators: Optional[list] = None
         self._scaler = None
+        self._shard_weight = 1.0  # this rank's share of the global batch (data parallel)
         self._vdl = None  # VisualDL writer, created on first log when visualdl is installed
 
     # ------------------------------------------------------------------ wiring
@@ -260,7 +262,7 @@ class MultiHeadTrainer:
         t.head.train()
         with self._amp_context():
             outputs = run_task(self.backbone, t.head, to_tensors(batch))
-        loss = outputs["loss"] * (t.loss_weight / self.accumulate_steps)
+        loss = outputs["loss"] * (t.loss_weight / self.accumulate_steps * self._shard_weight)
         if self._scaler is not None:
             self._scaler.scale(loss).backward()
         else:
@@ -268,6 +270,8 @@ class MultiHeadTrainer:
         return outputs, task_id
 
     def _optimizer_step(self):
+        if _dist.world_size() > 1:  # average the gradients over the data-parallel ranks
+            _dist.allreduce_gradients(p for _, p in self.named_parameters())
         if self._scaler is not None:
             self._scaler.step(self.optimizer)
             self._scaler.update()
@@ -305,6 +309,7 @@ class MultiHeadTrainer:
         if self.sampler is None:
             raise RuntimeError("call fit_readers_with_mixratio(...) (or Trainer.fit_reader) before train()")
         self._ensure_built()
+        _dist.init()  # joins the process group under paddle.distributed.launch
         self.accumulate_steps = max(1, int(accumulate_steps))
         if max_steps:
             self.sampler.total_steps = int(max_steps)
@@ -318,8 +323,9 @@ class MultiHeadTrainer:
                 logger.info("resumed from %s at step %d", path, self.global_step)
         for t in self.trainers:
             t.reader.register_with(self.backbone)
+        _dist.start_training(self)
         logger.info("training plan:\n%s", self.sampler.format_plan())
-        if not logger.isEnabledFor(logging.INFO):
+        if not logger.isEnabledFor(logging.INFO) and _dist.is_main_process():
             print("training plan:\n" + self.sampler.format_plan())
         iterators = self._batches()
         total = self.sampler.total_steps
@@ -329,11 +335,12 @@ class MultiHeadTrainer:
         steps_this_call = 0
         stopped_early = False
         while self.global_step < total:
-            paddle.seed(self.seed * 1000003 + self.global_step)  # dropout repeats on resume
+            paddle.seed(_dist.step_seed(self.seed * 1000003 + self.global_step))  # dropout repeats on resume
             task_id = self.sampler.next()
-            batch = next(iterators[task_id])
+            batch, self._shard_weight = _dist.shard_batch(next(iterators[task_id]))
             outputs, _ = self.train_one_step(batch, task_id)
-            pending.append((task_id, outputs["loss"].detach()))
+            loss = outputs["loss"].detach()
+            pending.append((task_id, loss if self._shard_weight == 1.0 else loss * self._shard_weight))
             self.global_step += 1
             steps_this_call += 1
             if self.global_step % self.accumulate_steps == 0 or self.global_step == total:
@@ -343,7 +350,7 @@ class MultiHeadTrainer:
                 speed = print_steps / max(1e-9, time.time() - last_print)
                 last_print = time.time()
                 main = self.trainers[self.sampler.main]
-                print("step %d/%d (epoch %d), loss: %.3f, speed: %.2f steps/s" % (
+                _dist.is_main_process() and print("step %d/%d (epoch %d), loss: %.3f, speed: %.2f steps/s" % (
                     self.global_step, total, main.reader.batcher.epoch,
                     float(np.mean([v for v in losses.values()])) if losses else float("nan"), speed))
                 self._log({"step": self.global_step, "loss": losses, "lr": self.optimizer.get_lr(),
@@ -358,6 +365,8 @@ class MultiHeadTrainer:
                 if self._evaluate_and_track():
                     stopped_early = True
                     break
+            if _dist.world_size() > 1 and self.global_step % _dist.SYNC_CHECK_STEPS == 0:
+                _dist.check_in_sync(self)
             if self.save_path and self.save_steps and self.global_step % self.save_steps == 0:
                 self.save_checkpoint()
             if stop_after is not None and steps_this_call >= stop_after:
@@ -367,8 +376,8 @@ class MultiHeadTrainer:
         finished = self.global_step >= total or stopped_early
         if finished and self.eval_steps and self.global_step % self.eval_steps != 0 and not stopped_early:
             self._evaluate_and_track()
-        if finished and self.save_path and not os.path.isdir(
-                os.path.join(self.save_path, "ckpt.step%d" % self.global_step)):
+        if finished and self.save_path and _dist.broadcast_object(not os.path.isdir(
+                os.path.join(self.save_path, "ckpt.step%d" % self.global_step))):  # rank 0 decides
             self.save_checkpoint()
         summary = {"steps": self.global_step, "task_steps": dict(zip([t.name for t in self.trainers],
                                                                      self.sampler.counts)),
@@ -380,6 +389,8 @@ class MultiHeadTrainer:
     def _progress_bar(self, progress, total):
         if progress is None:
             progress = sys.stderr.isatty()
+        if not _dist.is_main_process():
+            return None
         if not progress:
             return None
         from tqdm import tqdm
@@ -389,7 +400,7 @@ class MultiHeadTrainer:
     def _flush_losses(self, pending) -> Dict[str, float]:
         """Turn the step losses gathered since the last print into floats (one sync per print)."""
         sums: Dict[str, List[float]] = {}
-        for task_id, loss in pending:
+        for task_id, loss in _dist.average_step_losses(pending):
             sums.setdefault(self.trainers[task_id].name, []).append(float(loss))
         pending.clear()
         return {k: float(np.mean(v)) for k, v in sums.items()}
@@ -397,6 +408,8 @@ class MultiHeadTrainer:
     def _log(self, row: Dict[str, Any]) -> None:
         if "eval" in row:
             self.history.append(row)
+        if not _dist.is_main_process():
+            return
         path = self.log_path or (os.path.join(self.save_path, "metrics.jsonl") if self.save_path else None)
         if not path:
             return
@@ -441,7 +454,7 @@ class MultiHeadTrainer:
         score = _objective_score(self.objective, metrics) if self.objective else None
         self._log({"step": self.global_step, "eval": metrics, "score": score})
         logger.info("eval at step %d: %s", self.global_step, json.dumps(metrics))
-        print("eval step %d: %s" % (self.global_step, ", ".join(
+        _dist.is_main_process() and print("eval step %d: %s" % (self.global_step, ", ".join(
             "%s.%s=%.4f" % (task, k, v) for task, m in metrics.items() for k, v in m.items())))
         if score is None:
             return False
@@ -469,14 +482,16 @@ class MultiHeadTrainer:
         head.eval()
         records = []
         with paddle.no_grad():
-            for i, batch in enumerate(reader.iterator(num_epochs=1), 1):
+            batches = _dist.shard_batches(reader.iterator(num_epochs=1), reader.steps_per_epoch)
+            for i, batch in enumerate(batches, 1):  # data parallel: this rank's share
                 out = run_task(backbone, head, to_tensors(batch))
                 records += head.batch_postprocess(outputs_to_numpy(out), batch)
-                if print_steps and i % print_steps == 0:
+                if print_steps and i % print_steps == 0 and _dist.is_main_process():
                     print("predict %s: %d batches" % (t.name, i))
         if was_training:
             backbone.train()
-        return head.epoch_postprocess(records, reader, output_dir)
+        records = _dist.gather_records(records)  # every rank computes the same metrics
+        return head.epoch_postprocess(records, reader, output_dir if _dist.is_main_process() else None)
 
     def predict(self, output_dir: Optional[str] = None, print_steps: int = 1000) -> Dict[str, Dict[str, Any]]:
         """Predict every task that has a predict reader; files under ``<output_dir>/<task>/``."""
@@ -524,8 +539,11 @@ class MultiHeadTrainer:
         """Write the model artifact (atomically) -- loadable with ``palm.load(path)``."""
         from paddlepalm.model import save_model
 
-        return ckpt.atomic_directory(path, lambda tmp: save_model(tmp, self.backbone, self.trainers,
-                                                                  self._tokenizer()))
+        if _dist.is_main_process():  # data parallel: rank 0 writes, the others wait for it
+            ckpt.atomic_directory(path, lambda tmp: save_model(tmp, self.backbone, self.trainers,
+                                                               self._tokenizer()))
+        _dist.barrier()
+        return path
 
     def save_checkpoint(self) -> str:
         """Save ``ckpt.step<N>`` (artifact + optimizer + trainer state); prune to ``keep_last``."""
@@ -541,6 +559,9 @@ class MultiHeadTrainer:
             paddle.save(self._optimizer_state(), os.path.join(tmp, ckpt.OPTIMIZER_STATE))
             ckpt.write_json(os.path.join(tmp, ckpt.TRAINER_STATE), self._training_state())
 
+        if not _dist.is_main_process():  # data parallel: rank 0 writes, the others wait for it
+            _dist.barrier()
+            return path
         if "ckpt" in kinds:
             ckpt.atomic_directory(path, write)
             ckpt.prune(self.save_path, self.keep_last)
@@ -549,6 +570,7 @@ class MultiHeadTrainer:
             from paddlepalm.export import export_model
 
             export_model(self, os.path.join(self.save_path, "pred.step%d" % self.global_step))
+        _dist.barrier()
         return path
 
     def _param_renames(self):
