@@ -1,0 +1,113 @@
+"""`paddlepalm report`: metrics.jsonl parsing, comparison tables (negative transfer), PNG plots."""
+import json
+import os
+
+import pytest
+
+from paddlepalm import cli
+from paddlepalm import report as rep
+from paddlepalm.errors import DataError
+
+
+def _write_run(folder, tasks, steps=40, final=None, every=10, results=None, extra_lines=()):
+    """A synthetic metrics.jsonl: losses falling, dev metrics rising to ``final``."""
+    os.makedirs(folder, exist_ok=True)
+    final = final or {t: 0.9 for t in tasks}
+    counts = {t: 0 for t in tasks}
+    lines = []
+    for step in range(1, steps + 1):
+        counts[tasks[step % len(tasks)]] += 1
+        if step % 5 == 0:
+            lines.append({"step": step, "loss": {t: 2.0 / step ** 0.5 for t in tasks}, "lr": 1e-4,
+                          "task_steps": dict(counts), "time": step * 0.5})
+        if step % every == 0:
+            metric = {"intent": "accuracy", "slot": "f1"}
+            lines.append({"step": step, "eval": {t: {metric.get(t, "accuracy"): final[t] * step / steps,
+                                                     "other": 0.5} for t in tasks}, "score": None})
+    with open(os.path.join(folder, "metrics.jsonl"), "w") as f:
+        f.write("\n".join(json.dumps(l) for l in lines) + "\n")
+        for extra in extra_lines:
+            f.write(extra + "\n")
+    if results:
+        with open(os.path.join(folder, "results.json"), "w") as f:
+            json.dump(results, f)
+    return str(folder)
+
+
+def test_read_run_keeps_last_row_per_step_and_skips_cut_last_line(tmp_path):
+    run_dir = _write_run(tmp_path / "mt", ["intent", "slot"],
+                         extra_lines=['{"step": 40, "loss": {"intent": 0.01, "slot": 0.02}, "task_steps": '
+                                      '{"intent": 20, "slot": 20}, "time": 30}', '{"step": 45, "lo'])
+    run = rep.read_run(run_dir)
+    assert run.name == "mt" and run.tasks == ["intent", "slot"]
+    assert run.last_step == 40
+    steps, losses = run.series("intent")
+    assert steps == [5, 10, 15, 20, 25, 30, 35, 40] and losses[-1] == 0.01  # the resumed row wins
+    assert run.task_steps == {"intent": 20, "slot": 20}
+    assert run.final_eval()["slot"]["f1"] == pytest.approx(0.9)
+    assert run.task_step_at("intent", 40) == 20 and 0 < run.task_step_at("intent", 7) < 5
+
+
+def test_malformed_line_names_file_and_line(tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "metrics.jsonl").write_text('{"step": 1, "loss": {"a": 1.0}}\nnot json\n{"step": 2, "loss": {"a": 1}}\n')
+    with pytest.raises(DataError, match=r"metrics.jsonl, line 2: not a JSON line"):
+        rep.read_run(str(folder))
+    with pytest.raises(rep.ReportError, match="no metrics.jsonl"):
+        rep.read_run(str(tmp_path))
+
+
+def test_comparison_shows_negative_transfer(tmp_path):
+    mt = _write_run(tmp_path / "multi", ["intent", "slot"], final={"intent": 0.98, "slot": 0.93})
+    intent = _write_run(tmp_path / "intent_only", ["intent"], final={"intent": 0.97})
+    slot = _write_run(tmp_path / "slot_only", ["slot"], final={"slot": 0.95})
+    runs = [rep.read_run(d) for d in (mt, intent, slot)]
+    rows = {r["task"]: r for r in rep.comparison(runs)}
+    assert rows["intent"]["metric"] == "accuracy" and rows["slot"]["metric"] == "f1"
+    assert rows["intent"]["values"] == [pytest.approx(0.98), pytest.approx(0.97), None]
+    assert rows["intent"]["deltas"][0] == pytest.approx(0.01) and rows["intent"]["deltas"][1] is None
+    assert rows["slot"]["deltas"][1] == pytest.approx(-0.02)
+    md = rep.summary_markdown(runs)
+    assert "| slot | f1 | 93.00 | – | – | 95.00 | -2.00 ▼ |" in md
+    assert "| intent | accuracy | 98.00 | 97.00 | +1.00 ▲ | – | – |" in md
+    assert "negative transfer on **slot**" in md and "negative transfer on **intent**" not in md
+
+
+def test_cli_report_writes_readable_pngs_and_summary(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    mt = _write_run(tmp_path / "multi", ["intent", "slot"], final={"intent": 0.98, "slot": 0.93},
+                    results={"intent": {"accuracy": 0.975}, "slot": {"f1": 0.931}, "wall_seconds": 10.0,
+                             "run": {"split": "test"}})
+    single = _write_run(tmp_path / "slot_only", ["slot"], final={"slot": 0.95},
+                        results={"slot": {"f1": 0.94}, "wall_seconds": 5.0, "run": {}})
+    out = tmp_path / "report"
+    assert cli.main(["report", mt, "--compare", single, "--out", str(out), "--x", "task"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("summary.md", "loss.png", "dev_metrics.png", "task_steps.png"):
+        assert (out / name).is_file() and str(out / name) in printed
+        if name.endswith(".png"):
+            data = (out / name).read_bytes()
+            assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
+    md = (out / "summary.md").read_text()
+    assert "## Test metrics (results.json)" in md and "| slot | f1 | 93.10 | 94.00 | -0.90 ▼ |" in md
+    assert "![loss](loss.png)" in md
+
+
+def test_without_matplotlib_summary_is_written_and_message_is_clear(tmp_path, monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    run_dir = _write_run(tmp_path / "run", ["intent"])
+    assert cli.main(["report", run_dir]) == 1
+    err = capsys.readouterr().err
+    assert "pip install matplotlib" in err and "summary.md was written without plots" in err
+    assert os.path.isfile(os.path.join(run_dir, "report", "summary.md"))
+    assert cli.main(["report", run_dir, "--no-plots"]) == 0
