@@ -1,0 +1,277 @@
+"""Settings -> objects: backbone, readers, heads, trainers and optimizer, through the registries only.
+
+:func:`build_run` is the one place a config becomes a :class:`~paddlepalm.MultiHeadTrainer`.
+Head sizes the config leaves out are inferred (see :func:`infer_head_args`) and written back
+into the settings, so ``config.resolved.yaml`` records them.
+"""
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from paddlepalm.config.loader import Config, Problem, config_error
+from paddlepalm.config.validate import validate
+
+logger = logging.getLogger("paddlepalm")
+
+MODES = ("train", "evaluate", "predict", "export")
+_LABEL_ARGS = ("label_map", "label_map_config")
+
+
+@dataclass
+class Run:
+    """Everything a command needs: the settings and the built objects."""
+
+    settings: Dict[str, Any]
+    backbone: Any
+    trainers: List[Any]
+    engine: Any
+    optimizer: Any = None
+    objective: Any = None
+    checkpoint: Optional[str] = None
+    vocab: Optional[str] = None
+    extras: Dict[str, Any] = field(default_factory=dict)
+
+    def trainer(self, name: str):
+        return self.engine.trainers[self.engine.task_index(name)]
+
+
+def _options(component: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: v for k, v in component.items() if k != "type"}
+
+
+def _accepted(cls, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """Keep the arguments ``cls`` takes (a custom class may not take every standard one)."""
+    from paddlepalm.utils.init_args import init_params
+
+    params = init_params(cls)
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+# ----------------------------------------------------------------------------- pieces
+def pretrained_dir(settings: Dict[str, Any]) -> Optional[str]:
+    """The backbone's checkpoint folder; a catalog name is downloaded first."""
+    name = settings["backbone"]["pretrained"]
+    if name is None or os.path.isdir(name):
+        return name
+    from paddlepalm import downloader
+
+    return downloader.download("pretrain", name, settings["backbone"]["download_dir"])
+
+
+def build_backbone(settings: Dict[str, Any], checkpoint: Optional[str] = None, phase: str = "train"):
+    """The encoder: from a training checkpoint, the pretrained folder, or its config (random)."""
+    from paddlepalm.model import BACKBONE_DIR
+    from paddlepalm.registry import BACKBONES
+
+    b = settings["backbone"]
+    cls = BACKBONES.get(b["type"])
+    if checkpoint is not None:
+        return cls.from_pretrained(os.path.join(checkpoint, BACKBONE_DIR), phase=phase)
+    if b["pretrained"] is not None:
+        return cls.from_pretrained(pretrained_dir(settings), phase=phase, **b["overrides"])
+    return cls.from_config(b["config"], phase=phase, **b["overrides"])
+
+
+def build_reader(settings: Dict[str, Any], task: str, phase: str, vocab: str, label_vocab=None):
+    """A reader of ``task`` for ``phase`` (without data); ``label_vocab`` fixes its label map."""
+    from paddlepalm.registry import READERS
+
+    t = settings["tasks"][task]
+    tok = settings["tokenizer"]
+    cls = READERS.get(t["reader"]["type"])
+    kwargs = {"max_len": t["max_len"], "tokenizer": tok["type"], "do_lower_case": tok["do_lower_case"],
+              "seed": settings["seed"], "phase": phase}
+    if t["fields"]:
+        kwargs["fields"] = t["fields"]
+    label_map = label_vocab if label_vocab is not None else t["label_map"]
+    if label_map is not None:
+        kwargs.update({k: label_map for k in _LABEL_ARGS})
+    return cls(vocab, **_accepted(cls, kwargs), **_options(t["reader"]))
+
+
+def num_classes_of(reader) -> Optional[int]:
+    """Size of the reader's label map, else the largest integer label + 1 (PALM files)."""
+    vocab = reader.label_vocab()
+    if vocab is not None:
+        return len(vocab)
+    labels = [f["label"] for f in reader.features if isinstance(f.get("label"), int)]
+    return max(labels) + 1 if labels else None
+
+
+def infer_head_args(head_cls, options: Dict[str, Any], reader, backbone,
+                    known: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Head arguments the config left out: from ``known`` (a checkpoint's), else inferred.
+
+    ``num_classes``: the label map's size, else the largest integer label + 1; ``input_dim``: the
+    backbone's hidden size; ``vocab_size``: the tokenizer's; any other argument the train reader
+    has as an attribute (``max_query_len``, ``multi_label``, ``learning_strategy``...).
+    """
+    from paddlepalm.utils.init_args import init_params
+
+    inferred = {}
+    for name, param in init_params(head_cls).items():
+        if name in options or name == "phase":
+            continue
+        if known and name in known:
+            inferred[name] = known[name]
+        elif name == "num_classes":
+            count = num_classes_of(reader) if reader is not None else None
+            if count is not None:
+                inferred[name] = count
+        elif name == "input_dim":
+            inferred[name] = backbone.config.hidden_size
+        elif name == "vocab_size":
+            inferred[name] = reader.tokenizer.vocab_size if reader is not None else backbone.config.vocab_size
+        elif reader is not None and hasattr(reader, name) and \
+                (name in getattr(reader, "_init_args", {}) or param.default is param.empty):
+            inferred[name] = getattr(reader, name)
+    return inferred
+
+
+def build_optimizer(settings: Dict[str, Any]):
+    """The optimizer (with its LR schedule) named by the settings."""
+    from paddlepalm.registry import OPTIMIZERS, SCHEDULERS
+
+    o, sch = settings["optimizer"], settings["schedule"]
+    sched_cls = SCHEDULERS.get(sch["type"])
+    schedule = sched_cls(**_accepted(sched_cls, {"warmup_steps": sch["warmup_steps"],
+                                                 "warmup_ratio": sch["warmup_ratio"]}))
+    cls = OPTIMIZERS.get(o["type"])
+    kwargs = {k: v for k, v in o.items() if k != "type" and not (k == "weight_decay" and v is None)}
+    return cls(lr_scheduler=schedule, **kwargs)
+
+
+def read_checkpoint_meta(checkpoint: str) -> Dict[str, Any]:
+    from paddlepalm.model import MODEL_FILE
+
+    with open(os.path.join(checkpoint, MODEL_FILE), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def resolve_checkpoint(path: str) -> str:
+    """A model folder: ``path`` itself, or a training output's ``best/`` (else newest ckpt)."""
+    from paddlepalm import checkpoint as ckpt
+    from paddlepalm.errors import CheckpointError
+    from paddlepalm.model import MODEL_FILE
+
+    if os.path.isfile(os.path.join(path, MODEL_FILE)):
+        return path
+    best = os.path.join(path, "best")
+    if os.path.isfile(os.path.join(best, MODEL_FILE)):
+        return best
+    latest = ckpt.latest_checkpoint(path)
+    if latest:
+        return latest
+    raise CheckpointError("%s: not a paddlepalm model or training output folder (no %s, best/ or ckpt.step*)"
+                          % (path, MODEL_FILE))
+
+
+# ----------------------------------------------------------------------------- the run
+def build_run(config: Config, mode: str = "train", checkpoint: Optional[str] = None,
+              split: str = "dev") -> Run:
+    """Build backbone, readers, heads and trainers for ``mode``.
+
+    * ``train``: train readers loaded (and ``dev`` ones), heads initialised, optimizer made.
+    * ``evaluate``: every task's ``split`` file loaded as its dev reader, weights from ``checkpoint``
+      still to be loaded by the caller (``run.engine.load_ckpt``).
+    * ``predict`` / ``export``: empty predict readers, for the caller to fill.
+
+    Outside training, label maps and inferred head sizes come from the checkpoint.
+    """
+    import paddle
+
+    from paddlepalm.multihead_trainer import MultiHeadTrainer
+    from paddlepalm.registry import HEADS
+    from paddlepalm.trainer import Trainer
+
+    if mode not in MODES:
+        raise ValueError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
+    settings = config.settings if config.settings is not None else validate(config)
+    meta = read_checkpoint_meta(checkpoint)["tasks"] if checkpoint else {}
+    paddle.seed(settings["seed"])
+    backbone = build_backbone(settings, checkpoint, "train" if mode == "train" else "predict")
+    vocab = settings["tokenizer"]["vocab"]
+    if vocab == settings["backbone"]["pretrained"]:
+        vocab = pretrained_dir(settings)
+    problems: List[Problem] = []
+    readers: Dict[str, Dict[str, Any]] = {}
+    for name, t in settings["tasks"].items():
+        label_vocab = meta.get(name, {}).get("label_vocab")
+        if mode == "train":
+            train = build_reader(settings, name, "train", vocab).load_data(
+                t["train"], t["batch_size"], file_format=t["file_format"])
+            label_vocab = train.label_vocab()
+            readers[name] = {"reader": train}
+        else:
+            readers[name] = {"predict_reader": build_reader(settings, name, "predict", vocab, label_vocab)}
+        eval_file = t["dev"] if mode == "train" else t[split] if mode == "evaluate" else None
+        if eval_file:
+            readers[name]["dev_reader"] = build_reader(settings, name, "dev", vocab, label_vocab).load_data(
+                eval_file, t["batch_size"], file_format=t["file_format"])
+
+    heads: Dict[str, Any] = {}
+    for name, t in settings["tasks"].items():
+        if t["reuse_head_with"] is not None:
+            continue
+        head_cls = HEADS.get(t["head"]["type"])
+        options = _options(t["head"])
+        reader = readers[name].get("reader")
+        _check_head_size(config, name, options, reader, problems)
+        known = meta.get(name, {}).get("head", {}).get("args")
+        t["head"].update(infer_head_args(head_cls, options, reader, backbone, known))
+        try:
+            heads[name] = head_cls(**_options(t["head"]))
+        except (TypeError, ValueError) as e:
+            problems.append(config.problem(("tasks", name, "head"), "cannot build %s: %s" % (head_cls.__name__, e)))
+    if problems:
+        raise config_error(problems, config.source)
+
+    built = [Trainer(name, mix_ratio=t["mix_ratio"], reuse_head_with=t["reuse_head_with"],
+                     head=heads.get(t["reuse_head_with"] or name), loss_weight=t["loss_weight"], is_aux=t["aux"],
+                     **readers[name])
+             for name, t in settings["tasks"].items()]
+    engine = MultiHeadTrainer(built, backbone=backbone, main_task=settings["main_task"],
+                              sampling=settings["sampling"]["strategy"],
+                              temperature=settings["sampling"]["temperature"], seed=settings["seed"])
+    engine.build_forward()
+    objective = _objective(config, settings, engine) if mode == "train" else None
+    optimizer = build_optimizer(settings) if mode == "train" else None
+    return Run(settings, backbone, built, engine, optimizer, objective, checkpoint, vocab)
+
+
+def _check_head_size(config: Config, name: str, options: Dict[str, Any], reader, problems: List[Problem]) -> None:
+    """A ``num_classes`` the config gives must fit the training labels."""
+    given = options.get("num_classes")
+    if reader is None or not isinstance(given, int):
+        return
+    count = num_classes_of(reader)
+    if count is None:
+        return
+    if reader.label_vocab() is not None and given != count:
+        problems.append(config.problem(("tasks", name, "head", "num_classes"), "head has %d classes but the "
+                                       "label map has %d labels: %s" % (given, count, ", ".join(reader.label_vocab()[:10]))))
+    elif reader.label_vocab() is None and given < count:
+        problems.append(config.problem(("tasks", name, "head", "num_classes"), "head has %d classes but %s "
+                                       "has label %d" % (given, reader.input_file, count - 1)))
+
+
+def _objective(config: Config, settings: Dict[str, Any], engine):
+    """The configured objective (its metric names checked), else the main task's first metric."""
+    objective = settings["objective"]
+    main = engine.trainers[engine.task_index(settings["main_task"])]
+    if objective is None:
+        names = getattr(main.head, "metric_names", ())
+        return "%s.%s" % (main.name, names[0]) if names and main.dev_reader is not None else None
+    weights = {objective: 1.0} if isinstance(objective, str) else objective
+    problems = []
+    for key in weights:
+        task, _, metric = key.partition(".")
+        names = getattr(engine.trainers[engine.task_index(task)].head, "metric_names", ())
+        if names and metric not in names:
+            path = ("objective",) if isinstance(objective, str) else ("objective", key)
+            problems.append(config.problem(path, "task %r reports %s, not %r" % (task, ", ".join(names), metric)))
+    if problems:
+        raise config_error(problems, config.source)
+    return objective

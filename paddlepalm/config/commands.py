@@ -1,0 +1,128 @@
+"""The config-driven sub-commands: ``train``, ``evaluate``, ``predict``, ``export`` and ``check``.
+
+Each reads CONFIG (plus ``--set KEY=VALUE`` overrides), validates it and calls the matching
+function of :mod:`paddlepalm.config.run`.
+"""
+import json
+import logging
+import sys
+
+from paddlepalm.cli import arguments, command
+
+SET_HELP = ("override config values: dotted keys, YAML values, e.g. --set optimizer.lr=3e-5 "
+            "tasks.slot.mix_ratio=0.5")
+
+
+def _config_args(p) -> None:
+    p.add_argument("config", metavar="CONFIG", help="the run's YAML config (see docs/config.md)")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
+                   help=SET_HELP)
+
+
+def _ckpt_arg(p) -> None:
+    p.add_argument("--ckpt", required=True, metavar="DIR",
+                   help="a saved model or checkpoint folder, or a training output_dir (its best/, else "
+                        "its latest checkpoint)")
+
+
+def _load(args):
+    from paddlepalm.config import load_config
+
+    if not logging.getLogger().handlers and not logging.getLogger("paddlepalm").handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return load_config(args.config, args.overrides)
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=float))
+
+
+# ----------------------------------------------------------------------------- train
+@arguments("train")
+def _train_args(p) -> None:
+    _config_args(p)
+    p.add_argument("--resume", metavar="DIR", help="continue from a checkpoint folder, or 'latest' (the newest "
+                                                   "in output_dir)")
+
+
+@command("train", help="train the tasks of a YAML config; writes output_dir (checkpoints, best/, results.json)")
+def _train(args) -> int:
+    from paddlepalm.config import run_train
+
+    results = run_train(_load(args), resume=args.resume)
+    _print_json(results)
+    return 0
+
+
+# ----------------------------------------------------------------------------- evaluate
+@arguments("evaluate")
+def _evaluate_args(p) -> None:
+    _config_args(p)
+    _ckpt_arg(p)
+    p.add_argument("--split", choices=("dev", "test"), default="dev", help="which files to evaluate (default: dev)")
+    p.add_argument("--output", metavar="FILE", help="also write the metrics as JSON to FILE")
+    p.add_argument("--predictions", metavar="DIR", help="write each task's predictions under DIR/<task>/")
+
+
+@command("evaluate", help="evaluate a trained model on every task's dev (or test) file")
+def _evaluate(args) -> int:
+    from paddlepalm.config import run_evaluate
+
+    results = run_evaluate(_load(args), args.ckpt, args.split, args.predictions)
+    _print_json(results)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2, default=float)
+    return 0
+
+
+# ----------------------------------------------------------------------------- predict
+@arguments("predict")
+def _predict_args(p) -> None:
+    _config_args(p)
+    _ckpt_arg(p)
+    p.add_argument("--input", required=True, metavar="FILE", help="file to predict, in the task's format")
+    p.add_argument("--output", required=True, metavar="FILE", help="where to write the predictions (JSON lines)")
+    p.add_argument("--task", metavar="NAME", help="which task predicts (default: main_task)")
+
+
+@command("predict", help="predict a file with one task of a trained model")
+def _predict(args) -> int:
+    from paddlepalm.config import run_predict
+
+    metrics = run_predict(_load(args), args.ckpt, args.input, args.output, args.task)
+    print("predictions written to %s" % args.output, file=sys.stderr)
+    if metrics:
+        _print_json(metrics)
+    return 0
+
+
+# ----------------------------------------------------------------------------- export
+@arguments("export")
+def _export_args(p) -> None:
+    _config_args(p)
+    _ckpt_arg(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the inference models")
+
+
+@command("export", help="export a trained model's tasks as Paddle inference models for serving")
+def _export(args) -> int:
+    from paddlepalm.config import run_export
+
+    print(run_export(_load(args), args.ckpt, args.out))
+    return 0
+
+
+# ----------------------------------------------------------------------------- check
+@arguments("check")
+def _check_args(p) -> None:
+    _config_args(p)
+
+
+@command("check", help="validate a YAML config and print it with every default filled in")
+def _check(args) -> int:
+    import yaml
+
+    settings = _load(args).settings
+    print(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True), end="")
+    return 0

@@ -1,0 +1,412 @@
+"""Checking a config before any work starts, and resolving it into settings for :mod:`.build`.
+
+:func:`validate` reports every problem at once in one :class:`~paddlepalm.errors.ConfigError`
+(``file:line: key.path: message``) and otherwise returns the *settings*: the data with every
+default filled in, input paths made absolute, readers and heads as ``{type: ..., options}``.
+"""
+import difflib
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from paddlepalm.config.loader import Config, Problem, config_error
+from paddlepalm.config.schema import COMPONENT, NAMED, SCHEMA, SECTION, TYPE_NAMES, Key, with_defaults
+
+# Reader and head arguments that other keys set: argument -> the key to use instead.
+READER_ARGS_SET_ELSEWHERE = {
+    "vocab_path": "tokenizer.vocab", "tokenizer": "tokenizer.type", "do_lower_case": "tokenizer.do_lower_case",
+    "max_len": "tasks.<name>.max_len", "fields": "tasks.<name>.fields", "label_map": "tasks.<name>.label_map",
+    "label_map_config": "tasks.<name>.label_map", "seed": "seed", "phase": "the command",
+}
+HEAD_ARGS_SET_ELSEWHERE = {"phase": "the command"}
+OPTIMIZER_ARGS_SET_ELSEWHERE = {"loss_var": "nothing (unused)", "lr_schedualer": "schedule",
+                                "lr_scheduler": "schedule"}
+LABEL_MAP_ARGS = ("label_map", "label_map_config")
+
+
+def _suggest(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return " (did you mean %r?)" % close[0] if close else "; expected one of: %s" % ", ".join(known)
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+            dict: "mapping", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _is(value: Any, type_name: str) -> bool:
+    if isinstance(value, bool):
+        return type_name == "bool"
+    return isinstance(value, {"int": int, "float": (int, float), "str": str, "list": list,
+                              "mapping": dict, "bool": bool}[type_name])
+
+
+def resolve_path(config: Config, value: str) -> str:
+    """``~`` and ``$VARS`` expanded; relative paths taken from the config file's folder."""
+    value = os.path.expandvars(os.path.expanduser(str(value)))
+    return os.path.normpath(value if os.path.isabs(value) else os.path.join(config.base_dir, value))
+
+
+# ----------------------------------------------------------------------------- structure
+class _Structure:
+    """Walks the data along the schema; keeps only the well-typed parts (for the semantic checks)."""
+
+    def __init__(self, config: Config, problems: List[Problem]):
+        self.config, self.problems = config, problems
+
+    def report(self, path, message):
+        self.problems.append(self.config.problem(path, message))
+
+    def section(self, key: Key, value: Any, path: Tuple) -> Optional[dict]:
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            self.report(path, "expected a mapping (keys: %s), got %s"
+                        % (", ".join(k.name for k in key.keys), _type_name(value)))
+            return None
+        clean = {}
+        known = [k.name for k in key.keys]
+        for name, item in value.items():
+            child = key.child(name) if isinstance(name, str) else None
+            if child is None:
+                if key.extra_options and isinstance(name, str):
+                    clean[name] = item  # checked against the component's constructor later
+                else:
+                    self.report(path + (name,), "unknown key %r%s" % (name, _suggest(name, known)))
+                continue
+            ok, checked = self.value(child, item, path + (name,))
+            if ok:
+                clean[name] = checked
+        for child in key.keys:
+            if child.required and child.name not in value:
+                self.report(path, "missing required key %r (%s)" % (child.name, child.doc.split(".")[0]))
+        return clean
+
+    def value(self, key: Key, value: Any, path: Tuple) -> Tuple[bool, Any]:
+        if key.kind == SECTION:
+            clean = self.section(key, value, path)
+            return clean is not None, clean
+        if key.kind == NAMED:
+            return self.named(key, value, path)
+        if key.kind == COMPONENT:
+            return self.component(value, path)
+        if value is None:
+            if key.nullable:
+                return True, None
+            self.report(path, "must not be null; expected %s" % " or ".join(TYPE_NAMES[t] for t in key.types))
+            return False, None
+        if not any(_is(value, t) for t in key.types):
+            self.report(path, "expected %s, got %r (%s)" % (" or ".join(TYPE_NAMES[t] for t in key.types),
+                                                          value, _type_name(value)))
+            return False, None
+        if key.types == ("float",):
+            value = float(value)
+        if key.choices and value not in key.choices:
+            self.report(path, "%r is not one of %s%s" % (value, ", ".join(map(str, key.choices)),
+                                                         _suggest(value, [str(c) for c in key.choices])
+                                                         if isinstance(value, str) else ""))
+            return False, None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if key.minimum is not None and (value <= key.minimum if key.above_minimum else value < key.minimum):
+                self.report(path, "must be %s %g, got %r" % (">" if key.above_minimum else ">=", key.minimum, value))
+                return False, None
+            if key.maximum is not None and value > key.maximum:
+                self.report(path, "must be <= %g, got %r" % (key.maximum, value))
+                return False, None
+        if key.types == ("str",) and not value.strip():
+            self.report(path, "must not be empty")
+            return False, None
+        return True, value
+
+    def named(self, key: Key, value: Any, path: Tuple) -> Tuple[bool, Any]:
+        if not isinstance(value, dict) or not value:
+            self.report(path, "expected a mapping of task name -> task, got %s"
+                        % ("an empty mapping" if isinstance(value, dict) else _type_name(value)))
+            return False, None
+        clean = {}
+        for name, entry in value.items():
+            if not isinstance(name, str) or not name or "." in name or "/" in name:
+                self.report(path + (name,), "a task name must be a non-empty string without '.' or '/', "
+                                            "got %r" % (name,))
+                continue
+            checked = self.section(key, entry, path + (name,))
+            if checked is not None:
+                clean[name] = checked
+        return True, clean
+
+    def component(self, value: Any, path: Tuple) -> Tuple[bool, Any]:
+        if isinstance(value, str) and value.strip():
+            return True, {"type": value}
+        if isinstance(value, dict):
+            if not isinstance(value.get("type"), str) or not value["type"].strip():
+                self.report(path + (("type",) if "type" in value else ()),
+                            "needs 'type': a registered name or a dotted path 'pkg.module:Class'")
+                return False, None
+            bad = [k for k in value if not isinstance(k, str)]
+            for k in bad:
+                self.report(path + (k,), "an option name must be a string")
+            return not bad, dict(value)
+        self.report(path, "expected a registered name, a dotted path or a mapping with 'type', got %r (%s)"
+                    % (value, _type_name(value)))
+        return False, None
+
+
+# ----------------------------------------------------------------------------- meaning
+def _lookup(registry, name: str):
+    """(class, None) or (None, error message) for a registry name or dotted path."""
+    try:
+        return registry.get(name), None
+    except KeyError as e:
+        return None, str(e.args[0])
+
+
+def _check_options(config: Config, cls, options: Dict[str, Any], path: Tuple, reserved: Dict[str, str],
+                   problems: List[Problem]) -> None:
+    from paddlepalm.utils.init_args import init_params
+
+    params = [p for p in init_params(cls) if p not in reserved]
+    for name in options:
+        if name == "type":
+            continue
+        if name in reserved:
+            problems.append(config.problem(path + (name,), "is set by %s, not here" % reserved[name]))
+        elif name not in params:
+            problems.append(config.problem(path + (name,), "%s takes no option %r%s"
+                                           % (cls.__name__, name, _suggest(name, params))))
+
+
+def _component_path(config: Config, path: Tuple) -> Tuple:
+    """The key path of a component's type: ``...reader.type`` when written as a mapping."""
+    return path + ("type",) if isinstance(config.get(path), dict) else path
+
+
+def _label_count(label_map: Any) -> Optional[int]:
+    from paddlepalm.reader.labels import LabelMap
+
+    try:
+        loaded = LabelMap.load(label_map)
+    except (ValueError, OSError):
+        return None
+    return None if loaded is None else len(loaded)
+
+
+def _check_backbone(config: Config, s: Dict[str, Any], problems: List[Problem]) -> None:
+    from paddlepalm.backbone.config import EncoderConfig
+    from paddlepalm.errors import CheckpointError
+    from paddlepalm.registry import BACKBONES
+
+    b = s["backbone"]
+    _, error = _lookup(BACKBONES, b["type"])
+    if error:
+        problems.append(config.problem(("backbone", "type"), error))
+    if (b["pretrained"] is None) == (b["config"] is None):
+        problems.append(config.problem(("backbone",), "give exactly one of 'pretrained' (a checkpoint) or "
+                                                      "'config' (random initialisation)"))
+    if b["pretrained"] is not None and not os.path.isdir(b["pretrained"]):
+        names = _catalog_names()
+        name = config.get(("backbone", "pretrained"))
+        if name not in names:
+            hint = _suggest(name, names) if names and difflib.get_close_matches(name, names, n=1) else ""
+            problems.append(config.problem(("backbone", "pretrained"), "%s is neither a checkpoint folder nor a "
+                                                                       "catalog name%s"
+                                           % (b["pretrained"], hint)))
+    fields = sorted(f for f in EncoderConfig.__dataclass_fields__)
+    for name in b["overrides"]:
+        if name not in fields:
+            problems.append(config.problem(("backbone", "overrides", name),
+                                           "not an encoder config key%s" % _suggest(name, fields)))
+    if isinstance(b["config"], str) and not os.path.exists(b["config"]):
+        problems.append(config.problem(("backbone", "config"), "file not found: %s" % b["config"]))
+    elif isinstance(b["config"], dict):
+        try:
+            EncoderConfig.from_dict(dict(b["config"], **b["overrides"]), strict=True)
+        except (CheckpointError, TypeError, ValueError) as e:
+            problems.append(config.problem(("backbone", "config"), str(e)))
+
+
+def _catalog_names() -> List[str]:
+    try:
+        from paddlepalm.downloader import load_catalog
+
+        return [e.name for e in load_catalog().entries("pretrain")]
+    except Exception:  # noqa: BLE001 - an unreadable catalog only loses the suggestion
+        return []
+
+
+def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Problem]) -> None:
+    from paddlepalm.head.base import Head
+    from paddlepalm.reader.base import Reader
+    from paddlepalm.registry import HEADS, READERS
+    from paddlepalm.utils.init_args import init_params
+
+    t = s["tasks"][name]
+    path = ("tasks", name)
+    reader_cls, error = _lookup(READERS, t["reader"]["type"]) if t["reader"] else (None, None)
+    if error:
+        problems.append(config.problem(_component_path(config, path + ("reader",)), error))
+    elif reader_cls is not None and not (isinstance(reader_cls, type) and issubclass(reader_cls, Reader)):
+        problems.append(config.problem(_component_path(config, path + ("reader",)),
+                                       "%r is not a paddlepalm.reader.Reader subclass" % t["reader"]["type"]))
+        reader_cls = None
+    if reader_cls is not None:
+        _check_options(config, reader_cls, t["reader"], path + ("reader",), READER_ARGS_SET_ELSEWHERE, problems)
+    for split in ("train", "dev", "test"):
+        if t[split] is not None and not os.path.isfile(t[split]):
+            problems.append(config.problem(path + (split,), "file not found: %s" % t[split]))
+    if isinstance(t["label_map"], str) and not os.path.isfile(t["label_map"]):
+        problems.append(config.problem(path + ("label_map",), "file not found: %s" % t["label_map"]))
+    elif t["label_map"] is not None and reader_cls is not None and \
+            not any(p in init_params(reader_cls) for p in LABEL_MAP_ARGS):
+        problems.append(config.problem(path + ("label_map",), "%s takes no label map" % reader_cls.__name__))
+
+    owner = t["reuse_head_with"]
+    if owner is not None:
+        if owner not in s["tasks"] or owner == name:
+            problems.append(config.problem(path + ("reuse_head_with",), "%r is not another task%s"
+                                           % (owner, _suggest(owner, [n for n in s["tasks"] if n != name]))))
+        elif s["tasks"][owner]["reuse_head_with"] is not None:
+            problems.append(config.problem(path + ("reuse_head_with",), "task %r itself reuses the head of %r; "
+                                           "name that task instead" % (owner, s["tasks"][owner]["reuse_head_with"])))
+        if config.get(path + ("head",)) is not None:
+            problems.append(config.problem(path + ("head",), "give 'head' or 'reuse_head_with', not both"))
+        return
+    if t["head"] is None and t["reader"] is None:
+        return
+    if t["head"] is None:
+        problems.append(config.problem(path, "missing key 'head': no head is registered under the reader's "
+                                             "name %r" % t["reader"]["type"]))
+        return
+    head_cls, error = _lookup(HEADS, t["head"]["type"])
+    if error:
+        problems.append(config.problem(_component_path(config, path + ("head",)), error))
+        return
+    if not (isinstance(head_cls, type) and issubclass(head_cls, Head)):
+        problems.append(config.problem(_component_path(config, path + ("head",)),
+                                       "%r is not a paddlepalm.head.Head subclass" % t["head"]["type"]))
+        return
+    _check_options(config, head_cls, t["head"], path + ("head",), HEAD_ARGS_SET_ELSEWHERE, problems)
+    given = t["head"].get("num_classes")
+    count = _label_count(t["label_map"]) if t["label_map"] is not None else None
+    if isinstance(given, int) and count is not None and given != count:
+        problems.append(config.problem(path + ("head", "num_classes"), "head has %d classes but the label map "
+                                                                       "has %d labels" % (given, count)))
+
+
+def _check_training(config: Config, s: Dict[str, Any], problems: List[Problem]) -> None:
+    from paddlepalm.registry import OPTIMIZERS, SCHEDULERS
+
+    tasks = s["tasks"]
+    main = s["main_task"]
+    if main is not None and main not in tasks:
+        problems.append(config.problem(("main_task",), "%r is not a declared task%s" % (main, _suggest(main, list(tasks)))))
+    elif main is not None and tasks[main]["aux"]:
+        problems.append(config.problem(("main_task",), "%r is an aux task; the main task cannot be" % main))
+    elif main is None and tasks and all(t["aux"] for t in tasks.values()):
+        problems.append(config.problem(("tasks",), "every task is aux: name a main_task that is not"))
+    if s["sampling"]["strategy"] == "mix_ratio" and tasks and sum(t["mix_ratio"] for t in tasks.values()) <= 0:
+        problems.append(config.problem(("tasks",), "the mix_ratio values sum to 0: no task would be sampled"))
+    opt_cls, error = _lookup(OPTIMIZERS, s["optimizer"]["type"])
+    if error:
+        problems.append(config.problem(("optimizer", "type"), error))
+    else:
+        extra = {k: v for k, v in s["optimizer"].items() if SCHEMA.child("optimizer").child(k) is None}
+        _check_options(config, opt_cls, extra, ("optimizer",), OPTIMIZER_ARGS_SET_ELSEWHERE, problems)
+    _, error = _lookup(SCHEDULERS, s["schedule"]["type"])
+    if error:
+        problems.append(config.problem(("schedule", "type"), error))
+    if s["schedule"]["warmup_steps"] and s["schedule"]["warmup_ratio"] is not None:
+        problems.append(config.problem(("schedule",), "give warmup_steps or warmup_ratio, not both"))
+    objective = s["objective"]
+    if objective is not None:
+        weights = {objective: 1.0} if isinstance(objective, str) else objective
+        for key, weight in weights.items():
+            path = ("objective",) if isinstance(objective, str) else ("objective", key)
+            task, dot, metric = str(key).partition(".")
+            if not dot or not metric:
+                problems.append(config.problem(path, "expected 'task.metric' (e.g. %s.accuracy), got %r"
+                                               % (next(iter(tasks), "intent"), key)))
+            elif task not in tasks:
+                problems.append(config.problem(path, "%r is not a declared task%s" % (task, _suggest(task, list(tasks)))))
+            elif tasks[task]["dev"] is None:
+                problems.append(config.problem(path, "task %r has no 'dev' file to evaluate" % task))
+            if not _is(weight, "float"):
+                problems.append(config.problem(path, "a weight must be a number, got %r" % (weight,)))
+
+
+# ----------------------------------------------------------------------------- settings
+def _resolve_paths(config: Config, s: Dict[str, Any]) -> None:
+    b = s["backbone"]
+    for outputs, key in ((s, "output_dir"), (b, "download_dir")):
+        outputs[key] = os.path.abspath(os.path.expandvars(os.path.expanduser(outputs[key])))
+    if b["pretrained"] is not None:
+        local = resolve_path(config, b["pretrained"])
+        if os.path.isdir(local) or "/" in b["pretrained"] or os.sep in b["pretrained"]:
+            b["pretrained"] = local
+    if isinstance(b["config"], str):
+        b["config"] = resolve_path(config, b["config"])
+    if s["tokenizer"]["vocab"] is not None:
+        s["tokenizer"]["vocab"] = resolve_path(config, s["tokenizer"]["vocab"])
+    for t in s["tasks"].values():
+        for k in ("train", "dev", "test"):
+            if t[k] is not None:
+                t[k] = resolve_path(config, t[k])
+        if isinstance(t["label_map"], str):
+            t["label_map"] = resolve_path(config, t["label_map"])
+
+
+def _fill_implicit(s: Dict[str, Any]) -> None:
+    from paddlepalm.registry import HEADS
+
+    for t in s["tasks"].values():
+        for k in ("batch_size", "max_len"):
+            if t[k] is None:
+                t[k] = s[k]
+        if t["head"] is None and t["reuse_head_with"] is None and t["reader"] and t["reader"]["type"] in HEADS:
+            t["head"] = {"type": t["reader"]["type"]}
+    if s["main_task"] is None:
+        s["main_task"] = next((n for n, t in s["tasks"].items() if not t["aux"]), None)
+    if s["tokenizer"]["vocab"] is None and s["backbone"]["pretrained"] is not None:
+        s["tokenizer"]["vocab"] = s["backbone"]["pretrained"]
+
+
+def check(config: Config) -> Tuple[List[Problem], Dict[str, Any]]:
+    """Every problem of ``config`` and the settings (meaningful only when there is none)."""
+    import paddlepalm.backbone  # noqa: F401 - fill the registries
+    import paddlepalm.head  # noqa: F401
+    import paddlepalm.lr_sched  # noqa: F401
+    import paddlepalm.optimizer  # noqa: F401
+    import paddlepalm.reader  # noqa: F401
+
+    problems = list(config.problems)
+    clean = _Structure(config, problems).section(SCHEMA, config.data, ()) or {}
+    s = with_defaults(clean)
+    _resolve_paths(config, s)
+    _fill_implicit(s)
+    if "backbone" in clean:
+        _check_backbone(config, s, problems)
+        if s["tokenizer"]["vocab"] is None and s["backbone"]["config"] is not None:
+            problems.append(config.problem(("tokenizer",), "missing key 'vocab': required when the backbone "
+                                                           "has no 'pretrained' checkpoint"))
+        elif s["tokenizer"]["vocab"] is not None and s["backbone"]["pretrained"] != s["tokenizer"]["vocab"] \
+                and not os.path.exists(s["tokenizer"]["vocab"]):
+            problems.append(config.problem(("tokenizer", "vocab"), "not found: %s" % s["tokenizer"]["vocab"]))
+    for name in s["tasks"]:
+        _check_task(config, s, name, problems)
+    _check_training(config, s, problems)
+    return problems, s
+
+
+def validate(config: Config) -> Dict[str, Any]:
+    """Raise one ConfigError listing every problem; else return (and keep) the resolved settings."""
+    problems, settings = check(config)
+    if problems:
+        raise config_error(_ordered(config, problems), config.source)
+    config.settings = settings
+    return settings
+
+
+def _ordered(config: Config, problems: List[Problem]) -> List[Problem]:
+    """Problems in file order (by line), ``--set`` ones last."""
+    def line(p: Problem):
+        tail = p.origin.rpartition(":")[2]
+        return (p.origin.startswith("--set"), int(tail) if tail.isdigit() else 0)
+    return sorted(problems, key=line)
