@@ -157,14 +157,9 @@ class PalmModel:
 
 
 def _params(cls) -> List[str]:
-    import inspect
+    from paddlepalm.utils.init_args import init_params
 
-    names = []
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is not None:
-            names += list(inspect.signature(getattr(init, "__wrapped__", init)).parameters)
-    return names
+    return list(init_params(cls))
 
 
 def load(path: str) -> PalmModel:

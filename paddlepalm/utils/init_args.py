@@ -39,3 +39,19 @@ def component_type(obj, registry) -> str:
         if registry.get(name) is cls:
             return name
     return "%s:%s" % (cls.__module__, cls.__qualname__)
+
+
+def init_params(cls) -> Dict[str, inspect.Parameter]:
+    """Named constructor parameters of ``cls`` and of the bases its ``**kwargs`` reach."""
+    params: Dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for name, p in inspect.signature(getattr(init, "__wrapped__", init)).parameters.items():
+            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                params.setdefault(name, p)
+        if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(getattr(init, "__wrapped__", init))
+                   .parameters.values()):
+            break
+    return params
