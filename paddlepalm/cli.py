@@ -112,6 +112,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # lets 'train --nproc N' re-run itself
     if not getattr(args, "_fn", None):
         parser.print_help()
         return 2

@@ -77,7 +77,12 @@ def init() -> bool:
 
 
 def world_size() -> int:
-    if not _STATE["initialized"]:
+    """Number of data-parallel ranks (1 in a single process).
+
+    Under the launcher the first call joins the process group (see :func:`init`), so every rank
+    must reach it -- as all ranks do when they run the same training script.
+    """
+    if not init():
         return 1
     import paddle.distributed as dist
 
@@ -85,7 +90,8 @@ def world_size() -> int:
 
 
 def rank() -> int:
-    if not _STATE["initialized"]:
+    """This process's rank (0 in a single process); joins the process group like :func:`world_size`."""
+    if not init():
         return 0
     import paddle.distributed as dist
 
@@ -366,3 +372,26 @@ def relaunch(args: Sequence[str], nproc: int, **kwargs) -> int:
         return proc.wait()
     except KeyboardInterrupt:  # the launcher got the same Ctrl-C: let it stop its workers
         return proc.wait()
+
+
+def without_option(argv: Sequence[str], option: str) -> List[str]:
+    """``argv`` less ``option VALUE`` / ``option=VALUE`` (e.g. ``--nproc 2``)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            out.append(arg)
+    return out
+
+
+def relaunch_cli(argv: Sequence[str], nproc: int, output_dir: str) -> int:
+    """``paddlepalm <argv>`` without ``--nproc``, on ``nproc`` processes under Paddle's launcher.
+
+    The workers' logs go to ``<output_dir>/launch_logs/workerlog.<rank>`` (rank 0's is also shown
+    on the console); the launcher's exit code is returned.
+    """
+    log_dir = os.path.join(os.path.abspath(output_dir), "launch_logs")
+    return relaunch(["-m", "paddlepalm"] + without_option(argv, "--nproc"), nproc, log_dir=log_dir)

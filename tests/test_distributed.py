@@ -148,3 +148,37 @@ def test_a_crashing_rank_stops_the_job_promptly(tmp_path):
     assert seconds < 60
     assert "rank 1 fails on purpose at step 3" in open(tmp_path / "log" / "workerlog.1").read()
     assert not glob.glob(str(tmp_path / "out" / "rank*.json"))
+
+
+def test_cli_train_nproc_relaunches_under_the_launcher(tmp_path):
+    from tests.helpers import tiny_config, write_vocab
+
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    try:
+        from train_two_tasks import ROWS_A, ROWS_B
+    finally:
+        sys.path.remove(os.path.dirname(SCRIPT))
+    write_vocab(str(tmp_path))
+    (tmp_path / "tiny.json").write_text(json.dumps(tiny_config()))
+    for name, rows in (("a", ROWS_A), ("b", ROWS_B)):
+        (tmp_path / (name + ".tsv")).write_text("label\ttext_a\n" + "".join("%s\t%s\n" % r for r in rows))
+    (tmp_path / "config.yaml").write_text(
+        "backbone: {config: tiny.json}\ntokenizer: {vocab: vocab.txt}\nbatch_size: 4\nmax_len: 16\n"
+        "max_steps: 6\nprint_steps: 2\noutput_dir: %s\n"
+        "tasks:\n  a: {reader: classify, train: a.tsv, dev: a.tsv}\n  b: {reader: classify, train: b.tsv}\n"
+        % (tmp_path / "out"))
+    import paddle
+
+    if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() == 1:
+        pytest.skip("2 ranks need 2 GPUs or a CPU build")
+    proc = subprocess.run([sys.executable, "-m", "paddlepalm", "train", str(tmp_path / "config.yaml"), "--nproc", "2"],
+                          cwd=ROOT, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    out = proc.stdout.decode(errors="replace")
+    assert proc.returncode == 0, out[-3000:]
+    logs = tmp_path / "out" / "launch_logs"
+    assert "rank 1 of 2 on cpu" in open(logs / "workerlog.1").read()
+    assert "step 6/6" in open(logs / "workerlog.0").read() and "step 6/6" not in open(logs / "workerlog.1").read()
+    results = json.load(open(tmp_path / "out" / "results.json"))
+    assert set(results) == {"a"} and "accuracy" in results["a"]
+    steps = [r["step"] for r in _rows(tmp_path / "out" / "metrics.jsonl") if "loss" in r]
+    assert steps == [2, 4, 6]  # written once, by rank 0

@@ -43,12 +43,21 @@ def _train_args(p) -> None:
     _config_args(p)
     p.add_argument("--resume", metavar="DIR", help="continue from a checkpoint folder, or 'latest' (the newest "
                                                    "in output_dir)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train data-parallel in N processes on this machine: re-runs this command under "
+                        "'python -m paddle.distributed.launch --nproc_per_node N' (one GPU each with CUDA, "
+                        "else CPU processes with gloo); batch_size stays the global batch. Worker logs go to "
+                        "<output_dir>/launch_logs (see docs/distributed.md)")
 
 
 @command("train", help="train the tasks of a YAML config; writes output_dir (checkpoints, best/, results.json)")
 def _train(args) -> int:
+    from paddlepalm import distributed
     from paddlepalm.config import run_train
 
+    if args.nproc > 1 and not distributed.is_launched():
+        return distributed.relaunch_cli(args._argv, args.nproc, _load(args).settings["output_dir"])
+    distributed.init()  # under the launcher: join the process group before building the model
     results = run_train(_load(args), resume=args.resume)
     _print_json(results)
     return 0

@@ -58,9 +58,12 @@ def run_train(config: Config, resume: Optional[str] = None, progress: Optional[b
     output_dir = os.path.abspath(s["output_dir"])
     _check_output_dir(config, output_dir, resume)
     run = build_run(config, "train")
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, RESOLVED_CONFIG), "w", encoding="utf-8") as f:
-        yaml.safe_dump(run.settings, f, sort_keys=False, allow_unicode=True)
+    from paddlepalm import distributed
+
+    if distributed.is_main_process():  # data parallel: rank 0 writes the output folder
+        os.makedirs(output_dir, exist_ok=True)
+        with open(os.path.join(output_dir, RESOLVED_CONFIG), "w", encoding="utf-8") as f:
+            yaml.safe_dump(run.settings, f, sort_keys=False, allow_unicode=True)
     engine = run.engine
     has_dev = any(t.dev_reader is not None for t in engine.trainers)
     engine.fit(optimizer=run.optimizer, num_epochs=s["epochs"], main_task=s["main_task"], save_path=output_dir,
@@ -70,7 +73,8 @@ def run_train(config: Config, resume: Optional[str] = None, progress: Optional[b
                amp=s["amp"], resume=resume, progress=progress)
     last = engine.history[-1] if engine.history else None
     results = last["eval"] if last and last["step"] == engine.global_step else engine.evaluate()
-    _write_json(os.path.join(output_dir, RESULTS_FILE), results)
+    if distributed.is_main_process():
+        _write_json(os.path.join(output_dir, RESULTS_FILE), results)
     logger.info("results: %s", json.dumps(results))
     return results
 

@@ -44,11 +44,14 @@ def build(batch, seed=0):
     from tests.helpers import tiny_config
 
     vocab, paths = write_data(tempfile.mkdtemp(prefix="palm-dist-data-"))
-    paddle.seed(seed)
+    # ranks other than 0 start from other weights and data orders on purpose: training must
+    # replace them with rank 0's, or the result would differ from the one-process run
+    offset = 1000 * palm.distributed.rank()
+    paddle.seed(seed + offset)
     backbone = palm.backbone.BERT.from_config(tiny_config("bert"))  # dropout 0
     tasks = []
     for name, classes, ratio, reader_seed in (("a", 3, 1.0, 11), ("b", 2, 0.7, 12)):
-        reader = palm.reader.ClassifyReader(vocab, 16, seed=reader_seed).load_data(paths[name], batch_size=batch)
+        reader = palm.reader.ClassifyReader(vocab, 16, seed=reader_seed + offset).load_data(paths[name], batch_size=batch)
         dev = palm.reader.ClassifyReader(vocab, 16, phase="dev").load_data(paths[name], batch_size=3)
         tasks.append(palm.Trainer(name, mix_ratio=ratio, reader=reader, dev_reader=dev,
                                   head=palm.head.Classify(classes, 32, 0.0)))
