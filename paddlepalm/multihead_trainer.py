@@ -373,6 +373,7 @@ class MultiHeadTrainer:
                 break
         if bar is not None:
             bar.close()
+        self._shard_weight = 1.0  # a later direct train_one_step call uses its whole batch
         finished = self.global_step >= total or stopped_early
         if finished and self.eval_steps and self.global_step % self.eval_steps != 0 and not stopped_early:
             self._evaluate_and_track()
