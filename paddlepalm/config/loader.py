@@ -160,7 +160,7 @@ def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
     a mapping (a reader or head given by name becomes ``{type: name}``). Unknown keys are left
     to validation, which names the ``--set`` argument.
     """
-    from paddlepalm.config.schema import COMPONENT, lookup
+    from paddlepalm.config.schema import COMPONENT, VALUE, lookup
 
     problems: List[Problem] = []
     for text in overrides:
@@ -173,7 +173,13 @@ def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
         node, path, ok = config.data, (), True
         for depth, k in enumerate(keys[:-1]):
             path += (k,)
+            known = lookup(path)
             if k not in node:
+                if known is not None and known.kind == VALUE and "mapping" not in known.types:
+                    problems.append(Problem(origin, ".".join(path), "is not a mapping: cannot set %r in it"
+                                            % keys[depth + 1]))
+                    ok = False
+                    break
                 if path[:1] == ("tasks",) and depth == 1:
                     problems.append(Problem(origin, ".".join(path), "no task %r; tasks: %s"
                                             % (k, ", ".join(map(str, node)) or "none")))
@@ -181,11 +187,11 @@ def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
                     break
                 node[k] = {}
                 config.origins[path] = origin
-            elif isinstance(node[k], str) and getattr(lookup(path), "kind", None) == COMPONENT:
+            elif isinstance(node[k], str) and getattr(known, "kind", None) == COMPONENT:
                 node[k] = {"type": node[k]}
             elif not isinstance(node[k], dict):
-                problems.append(Problem(origin, ".".join(path), "is a %s, not a mapping: cannot set %r in it"
-                                        % (type(node[k]).__name__, keys[depth + 1])))
+                problems.append(Problem(origin, ".".join(path), "is not a mapping: cannot set %r in it"
+                                        % keys[depth + 1]))
                 ok = False
                 break
             node = node[k]

@@ -269,9 +269,9 @@ def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Pro
         if config.get(path + ("head",)) is not None:
             problems.append(config.problem(path + ("head",), "give 'head' or 'reuse_head_with', not both"))
         return
-    if t["head"] is None and t["reader"] is None:
-        return
     if t["head"] is None:
+        if reader_cls is None:
+            return  # the reader's problem is reported already
         problems.append(config.problem(path, "missing key 'head': no head is registered under the reader's "
                                              "name %r" % t["reader"]["type"]))
         return

@@ -1,0 +1,340 @@
+"""Config files: schema and docs, YAML line numbers, --set overrides, validation of broken configs,
+building through the registries."""
+import json
+import os
+import re
+import textwrap
+
+import pytest
+import yaml
+
+from paddlepalm.config import apply_overrides, build_run, check, load_config, parse_yaml, validate
+from paddlepalm.config.loader import load_yaml
+from paddlepalm.config.schema import EXAMPLE, SCHEMA, lookup, render_markdown, walk, with_defaults
+from paddlepalm.errors import ConfigError
+from tests.helpers import tiny_config, write_vocab
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INTENTS = [("0", "play jazz music"), ("1", "what is the weather in paris"), ("2", "book a table for two"),
+           ("0", "play rock songs"), ("1", "will it rain tomorrow"), ("2", "book the restaurant")]
+SLOTS = [("play jazz music", "O B-genre O"), ("book a table for two", "O O O O B-party")]
+
+# The smallest valid config; the broken ones below are edits of it, written out in full so
+# that the expected line numbers can be read off the text.
+VALID = """\
+backbone:
+  config: tiny.json
+tokenizer:
+  vocab: vocab.txt
+tasks:
+  intent:
+    reader: classify
+    train: intent.tsv
+    dev: intent.tsv
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A folder with the files the configs refer to."""
+    write_vocab(str(tmp_path))
+    (tmp_path / "tiny.json").write_text(json.dumps(tiny_config()))
+    (tmp_path / "intent.tsv").write_text("label\ttext_a\n" + "".join("%s\t%s\n" % r for r in INTENTS))
+    (tmp_path / "slot.tsv").write_text("text_a\tlabel\n" + "".join("%s\t%s\n" % r for r in SLOTS))
+    (tmp_path / "labels.json").write_text(json.dumps(["a", "b", "c", "d", "e", "f", "g"]))
+    return tmp_path
+
+
+def write(workdir, text: str, name: str = "config.yaml") -> str:
+    path = workdir / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def problems_of(path, overrides=()):
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    return info.value.problems, str(info.value)
+
+
+# ----------------------------------------------------------------------------- schema and docs
+def test_docs_config_md_is_generated_from_the_schema():
+    with open(os.path.join(ROOT, "docs", "config.md"), encoding="utf-8") as f:
+        committed = f.read()
+    assert committed == render_markdown(), "regenerate docs/config.md (see paddlepalm/config/schema.py)"
+
+
+def test_every_key_is_documented_once():
+    paths = [p for p, _ in walk()]
+    assert len(paths) == len(set(paths))
+    text = render_markdown()
+    for path, key in walk():
+        assert key.doc, path
+        assert "`%s`" % path in text
+    for key in ("backbone.pretrained", "tasks.<name>.reader", "tasks.<name>.mix_ratio", "objective",
+                "optimizer.layer_decay", "schedule.warmup_ratio", "sampling.temperature"):
+        assert key in paths
+
+
+def test_documented_example_has_only_schema_keys(workdir):
+    config = parse_yaml(EXAMPLE, str(workdir / "example.yaml"))
+    problems, _ = check(config)
+    assert all("not found" in p.message or "neither a checkpoint" in p.message for p in problems), problems
+
+
+def test_lookup_and_defaults():
+    assert lookup(("tasks", "slot", "mix_ratio")).default == 1.0
+    assert lookup(("optimizer", "lr")).default == 5e-5
+    assert lookup(("nope",)) is None
+    filled = with_defaults({"tasks": {"a": {"reader": "classify"}}})
+    assert filled["tasks"]["a"]["mix_ratio"] == 1.0 and filled["sampling"]["strategy"] == "mix_ratio"
+    assert list(filled)[:2] == ["backbone", "tokenizer"]
+    assert SCHEMA.child("tasks").required
+
+
+# ----------------------------------------------------------------------------- loading
+def test_yaml_origins_and_yaml12_floats(workdir):
+    config = load_yaml(write(workdir, VALID + "optimizer:\n  lr: 3e-5\n"))
+    assert config.data["optimizer"]["lr"] == 3e-5  # YAML 1.1 would read the string '3e-5'
+    assert config.where(("tasks", "intent", "train")).endswith("config.yaml:8")
+    assert config.where(("tasks", "intent", "head", "num_classes")).endswith("config.yaml:6")
+
+
+def test_valid_config_resolves_defaults_and_paths(workdir):
+    config = load_config(write(workdir, VALID))
+    s = config.settings
+    task = s["tasks"]["intent"]
+    assert task["train"] == str(workdir / "intent.tsv")
+    assert task["head"] == {"type": "classify"} and task["batch_size"] == 32 and task["max_len"] == 128
+    assert s["main_task"] == "intent" and s["tokenizer"]["vocab"] == str(workdir / "vocab.txt")
+    assert os.path.isabs(s["output_dir"])
+
+
+# ----------------------------------------------------------------------------- --set
+def test_set_overrides_nested_values_and_parses_yaml_scalars(workdir):
+    path = write(workdir, VALID)
+    config = load_config(path, ["optimizer.lr=3e-5", "tasks.intent.mix_ratio=0.5", "amp=null",
+                                "tasks.intent.reader.multi_label=true", "backbone.overrides={hidden_dropout_prob: 0}",
+                                "tasks.intent.fields={text_a: sentence}", "tasks.intent.label_map=[x, y, z]",
+                                "output_dir=runs/a b", "seed=3"])
+    s = config.settings
+    assert s["optimizer"]["lr"] == 3e-5 and isinstance(s["optimizer"]["lr"], float)
+    assert s["tasks"]["intent"]["mix_ratio"] == 0.5 and s["amp"] is None and s["seed"] == 3
+    assert s["tasks"]["intent"]["reader"] == {"type": "classify", "multi_label": True}  # name -> mapping
+    assert s["backbone"]["overrides"] == {"hidden_dropout_prob": 0}
+    assert s["tasks"]["intent"]["label_map"] == ["x", "y", "z"]
+    assert s["output_dir"].endswith(os.path.join("runs", "a b"))
+    assert config.where(("optimizer", "lr")) == "--set optimizer.lr=3e-5"
+
+
+@pytest.mark.parametrize("override, text", [
+    ("optimizer.lrr=3e-5", "--set optimizer.lrr=3e-5: optimizer.lrr: AdamW takes no option 'lrr' (did you mean 'lr'?)"),
+    ("sampling.temprature=2", "--set sampling.temprature=2: sampling.temprature: unknown key 'temprature' "
+                              "(did you mean 'temperature'?)"),
+    ("optimiser.lr=1", "--set optimiser.lr=1: optimiser: unknown key 'optimiser' (did you mean 'optimizer'?)"),
+    ("tasks.slott.mix_ratio=0.5", "--set tasks.slott.mix_ratio=0.5: tasks.slott: no task 'slott'; tasks: intent"),
+    ("max_len.x=3", "--set max_len.x=3: max_len: is not a mapping: cannot set 'x' in it"),
+    ("tasks.intent.train.x=3", "--set tasks.intent.train.x=3: tasks.intent.train: is not a mapping"),
+    ("optimizer.lr", "--set optimizer.lr: expected KEY=VALUE"),
+    ("optimizer.lr=fast", "--set optimizer.lr=fast: optimizer.lr: expected number, got 'fast' (string)"),
+    ("tasks.intent.mix_ratio=[1, 2]", "tasks.intent.mix_ratio: expected number, got [1, 2] (list)"),
+])
+def test_bad_set_override_is_an_error_naming_it(workdir, override, text):
+    _, message = problems_of(write(workdir, VALID), [override])
+    assert text in message
+
+
+# ----------------------------------------------------------------------------- broken configs
+BROKEN = [
+    ("unknown top-level key", VALID + "optimiser:\n  lr: 0.1\n",
+     10, "optimiser", "unknown key 'optimiser' (did you mean 'optimizer'?)"),
+    ("unknown task key", VALID + "    mix_ration: 0.5\n",
+     10, "tasks.intent.mix_ration", "unknown key 'mix_ration' (did you mean 'mix_ratio'?)"),
+    ("wrong type", VALID + "optimizer:\n  lr: fast\n",
+     11, "optimizer.lr", "expected number, got 'fast' (string)"),
+    ("negative mix_ratio", VALID + "    mix_ratio: -0.5\n",
+     10, "tasks.intent.mix_ratio", "must be >= 0, got -0.5"),
+    ("missing train file", VALID.replace("train: intent.tsv", "train: nowhere.tsv"),
+     8, "tasks.intent.train", "file not found: "),
+    ("main_task not declared", VALID + "main_task: intnet\n",
+     10, "main_task", "'intnet' is not a declared task (did you mean 'intent'?)"),
+    ("unknown reader name", VALID.replace("reader: classify", "reader: clasify"),
+     7, "tasks.intent.reader", "unknown reader 'clasify' (did you mean 'classify'?)"),
+    ("unknown head name", VALID + "    head: {type: clasify, dropout_prob: 0.1}\n",
+     10, "tasks.intent.head.type", "unknown head 'clasify' (did you mean 'classify'?)"),
+    ("num_classes vs label map", VALID + "    head: {type: classify, num_classes: 5}\n    label_map: labels.json\n",
+     10, "tasks.intent.head.num_classes", "head has 5 classes but the label map has 7 labels"),
+    ("bad dotted path", VALID.replace("reader: classify", "reader: mypkg.nothere:MyReader"),
+     7, "tasks.intent.reader", "cannot import 'mypkg.nothere:MyReader'"),
+    ("dotted path to a non-reader", VALID.replace("reader: classify", "reader: paddlepalm.head:Classify"),
+     7, "tasks.intent.reader", "'paddlepalm.head:Classify' is not a paddlepalm.reader.Reader subclass"),
+    ("duplicate key", VALID + "optimizer:\n  lr: 0.1\n  lr: 0.2\n",
+     12, "optimizer.lr", "duplicate key 'lr' (first at line 11)"),
+    ("duplicate task", VALID + "  intent:\n    reader: classify\n    train: intent.tsv\n",
+     10, "tasks.intent", "duplicate key 'intent' (first at line 6)"),
+    ("missing required key", VALID.replace("    train: intent.tsv\n", ""),
+     6, "tasks.intent", "missing required key 'train'"),
+    ("unknown reader option", VALID.replace("reader: classify", "reader: {type: classify, token_sep: ' '}"),
+     7, "tasks.intent.reader.token_sep", "ClassifyReader takes no option 'token_sep'"),
+    ("reader option set elsewhere", VALID.replace("reader: classify", "reader: {type: classify, max_len: 9}"),
+     7, "tasks.intent.reader.max_len", "is set by tasks.<name>.max_len, not here"),
+    ("unknown head option", VALID + "    head: {type: classify, use_crf: true}\n",
+     10, "tasks.intent.head.use_crf", "Classify takes no option 'use_crf'"),
+    ("reuse_head_with unknown task", VALID + "    reuse_head_with: slot\n",
+     10, "tasks.intent.reuse_head_with", "'slot' is not another task"),
+    ("batch_size below minimum", VALID + "batch_size: 0\n", 10, "batch_size", "must be >= 1, got 0"),
+    ("choice", VALID + "amp: fp8\n", 10, "amp", "'fp8' is not one of fp16, bf16"),
+    ("objective without dev", VALID.replace("    dev: intent.tsv\n", "") + "objective: intent.accuracy\n",
+     9, "objective", "task 'intent' has no 'dev' file to evaluate"),
+    ("objective weights", VALID + "objective:\n  intent.accuracy: 0.5\n  slot.f1: 0.5\n",
+     12, "objective.slot.f1", "'slot' is not a declared task"),
+    ("pretrained and config", VALID.replace("  config: tiny.json\n", "  config: tiny.json\n  pretrained: .\n"),
+     1, "backbone", "give exactly one of 'pretrained' (a checkpoint) or 'config'"),
+    ("unknown optimizer", VALID + "optimizer: {type: adamm}\n",
+     10, "optimizer.type", "unknown optimizer 'adamm' (did you mean 'adam'?)"),
+    ("unknown optimizer option", VALID + "optimizer: {type: adamw, beta3: 0.9}\n",
+     10, "optimizer.beta3", "AdamW takes no option 'beta3'"),
+    ("encoder override", VALID.replace("  config: tiny.json\n", "  config: tiny.json\n  overrides: {hidden_dropout: 0}\n"),
+     3, "backbone.overrides.hidden_dropout", "not an encoder config key (did you mean 'hidden_dropout_prob'?)"),
+    ("tasks not a mapping", VALID[:VALID.index("tasks:")] + "tasks: [intent]\n",
+     5, "tasks", "expected a mapping of task name -> task, got list"),
+    ("task name with a dot", VALID.replace("  intent:", "  intent.v2:"),
+     6, "tasks.intent.v2", "a task name must be a non-empty string without '.' or '/'"),
+    ("warmup twice", VALID + "schedule: {warmup_steps: 10, warmup_ratio: 0.1}\n",
+     10, "schedule", "give warmup_steps or warmup_ratio, not both"),
+    ("label map file missing", VALID + "    label_map: nolabels.json\n",
+     10, "tasks.intent.label_map", "file not found: "),
+    ("invalid YAML", VALID + "optimizer: {lr: 0.1\n", 11, "", "invalid YAML"),
+]
+
+
+@pytest.mark.parametrize("name, text, line, key, message", BROKEN, ids=[b[0] for b in BROKEN])
+def test_broken_config_reports_file_line_key_and_message(workdir, name, text, line, key, message):
+    path = write(workdir, text)
+    problems, full = problems_of(path)
+    assert len(problems) == 1, full
+    p = problems[0]
+    assert (p.origin, p.key) == ("%s:%d" % (path, line), key), full
+    assert message in p.message, full
+    assert "%s:%d: %s" % (path, line, key + ": " if key else "") in full
+
+
+def test_three_errors_are_reported_together_in_file_order(workdir):
+    path = write(workdir, """\
+        backbone:
+          config: tiny.json
+        tokenizer:
+          vocab: vocab.txt
+        tasks:
+          intent:
+            reader: clasify
+            train: intent.tsv
+            mix_ratio: -1
+        optimizer:
+          lr: fast
+        """)
+    problems, message = problems_of(path)
+    assert [(p.origin.rsplit(":", 1)[1], p.key) for p in problems] == [
+        ("7", "tasks.intent.reader"), ("9", "tasks.intent.mix_ratio"), ("11", "optimizer.lr")]
+    assert message.startswith("3 problems in %s:\n" % path)
+
+
+def test_missing_config_file_and_non_mapping(workdir):
+    _, message = problems_of(str(workdir / "absent.yaml"))
+    assert "absent.yaml: config file not found" in message
+    _, message = problems_of(write(workdir, "- a\n- b\n"))
+    assert "a config must be a mapping of keys, got a list" in message
+
+
+# ----------------------------------------------------------------------------- building
+def test_build_infers_head_sizes_and_uses_registries(workdir):
+    config = load_config(write(workdir, VALID + """\
+          slot:
+            reader: {type: sequence_label, token_sep: " "}
+            train: slot.tsv
+            mix_ratio: 0.5
+          again:
+            reader: classify
+            train: intent.tsv
+            reuse_head_with: intent
+            aux: true
+        """.replace("        ", "")))
+    run = build_run(config)
+    intent, slot, again = run.trainers
+    assert (intent.head.num_classes, slot.head.num_classes) == (3, 3)  # max label + 1; O, B-genre, B-party
+    assert again.head is intent.head and again.is_aux and slot.mix_ratio == 0.5
+    assert config.settings["tasks"]["slot"]["head"] == {"type": "sequence_label", "num_classes": 3, "input_dim": 32}
+    assert run.objective == "intent.accuracy" and type(run.optimizer).__name__ == "AdamW"
+    assert run.engine.main_task == "intent" and run.backbone.config.hidden_size == 32
+
+
+def test_build_reports_label_count_mismatch_found_in_the_data(workdir):
+    path = write(workdir, VALID + "    head: {type: classify, num_classes: 2}\nobjective: intent.acc\n")
+    with pytest.raises(ConfigError) as info:
+        build_run(load_config(path))
+    assert "config.yaml:10: tasks.intent.head.num_classes: head has 2 classes but" in str(info.value)
+    assert "has label 2" in str(info.value)
+
+
+def test_build_checks_objective_metric_names(workdir):
+    with pytest.raises(ConfigError, match=r"config.yaml:10: objective: task 'intent' reports accuracy, "
+                                          r"macro_f1, not 'acc'"):
+        build_run(load_config(write(workdir, VALID + "objective: intent.acc\n")))
+
+
+def test_fields_map_csv_columns_without_code(workdir):
+    (workdir / "pairs.csv").write_text("question,is_duplicate\nplay jazz music,1\nbook a table,0\n")
+    config = load_config(write(workdir, VALID.replace("intent.tsv", "pairs.csv") +
+                               "    fields: {text_a: question, label: is_duplicate}\n"))
+    run = build_run(config)
+    assert run.trainers[0].reader.num_examples == 2 and run.trainers[0].head.num_classes == 2
+
+
+def test_schema_expresses_conll_ner_mrc_and_an_aux_masked_lm(workdir, datasets_dir):
+    """WNUT-17 (file_format: conll, a file name the format cannot be guessed from), XQuAD (MRC) and
+    an auxiliary masked-LM task in one run, on excerpts of the real files."""
+    with open(os.path.join(datasets_dir, "wnut17", "wnut17train.conll"), encoding="utf-8") as f:
+        sentences = re.split(r"\n\s*\n", f.read())[:12]  # its blank lines hold a tab
+    (workdir / "ner.train").write_text("\n\n".join(sentences) + "\n", encoding="utf-8")
+    with open(os.path.join(datasets_dir, "xquad", "xquad.en.json"), encoding="utf-8") as f:
+        squad = json.load(f)
+    squad["data"] = [dict(squad["data"][0], paragraphs=squad["data"][0]["paragraphs"][:2])]
+    (workdir / "qa.json").write_text(json.dumps(squad), encoding="utf-8")
+    (workdir / "text.txt").write_text("play jazz music\nwhat is the weather in paris\n" * 4)
+    config = load_config(write(workdir, """\
+        backbone: {type: bert, config: tiny.json}
+        tokenizer: {vocab: vocab.txt}
+        max_len: 64
+        batch_size: 4
+        tasks:
+          ner:
+            reader: sequence_label
+            head: {type: sequence_label, use_crf: true}
+            train: ner.train
+            dev: ner.train
+            file_format: conll
+          qa:
+            reader: {type: mrc, max_query_len: 16, doc_stride: 24}
+            train: qa.json
+            mix_ratio: 0.5
+          mlm:
+            reader: {type: mask_lm, mask_prob: 0.2}
+            train: text.txt
+            file_format: txt
+            mix_ratio: 0.2
+            aux: true
+        objective: ner.f1
+        max_steps: 3
+        print_steps: 0
+        output_dir: out
+        """), ["output_dir=%s" % (workdir / "out")])
+    from paddlepalm.config import run_train
+
+    results = run_train(config)
+    heads = config.settings["tasks"]
+    tags = {line.split("\t")[-1] for s in sentences for line in s.splitlines() if line.strip()}
+    assert heads["ner"]["head"]["num_classes"] == len(tags | {"O"})
+    assert heads["qa"]["head"]["max_query_len"] == 16 and heads["qa"]["head"]["input_dim"] == 32
+    assert heads["mlm"]["head"]["vocab_size"] == tiny_config()["vocab_size"]
+    assert set(results) == {"ner"} and "f1" in results["ner"]
+    assert (workdir / "out" / "best").is_dir()
