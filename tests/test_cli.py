@@ -27,8 +27,11 @@ def snips(tmp_path_factory):
         pytest.skip("SNIPS data not found at %s (set PADDLEPALM_DATA)" % data)
     intents = sorted(re.fullmatch(r"train_(\w+)_full\.json", n).group(1) for n in os.listdir(data)
                      if re.fullmatch(r"train_(\w+)_full\.json", n))
-    train = [u for i in intents for u in read_snips_file(os.path.join(data, "train_%s_full.json" % i))[:PER_INTENT_TRAIN]]
-    dev = [u for i in intents for u in read_snips_file(os.path.join(data, "validate_%s.json" % i))[:PER_INTENT_DEV]]
+    def first(name, count):
+        return read_snips_file(os.path.join(data, name))[:count]
+
+    train = [u for i in intents for u in first("train_%s_full.json" % i, PER_INTENT_TRAIN)]
+    dev = [u for i in intents for u in first("validate_%s.json" % i, PER_INTENT_DEV)]
     d = tmp_path_factory.mktemp("snips")
     labels = write_palm_tsv(train, str(d / "intent_train.tsv"), str(d / "slot_train.tsv"))
     write_palm_tsv(dev, str(d / "intent_dev.tsv"), str(d / "slot_dev.tsv"), intent_labels=labels)
@@ -73,7 +76,8 @@ def plain_api_metrics(d, num_intents, num_tags):
     intent = palm.Trainer(
         "intent",
         reader=palm.reader.ClassifyReader(vocab, 32, seed=SEED).load_data(str(d / "intent_train.tsv"), 16),
-        dev_reader=palm.reader.ClassifyReader(vocab, 32, seed=SEED, phase="dev").load_data(str(d / "intent_dev.tsv"), 16),
+        dev_reader=palm.reader.ClassifyReader(vocab, 32, seed=SEED, phase="dev").load_data(
+            str(d / "intent_dev.tsv"), 16),
         head=palm.head.Classify(num_intents, 32))
     slot = palm.Trainer(
         "slot",

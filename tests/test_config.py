@@ -6,9 +6,8 @@ import re
 import textwrap
 
 import pytest
-import yaml
 
-from paddlepalm.config import apply_overrides, build_run, check, load_config, parse_yaml, validate
+from paddlepalm.config import build_run, check, load_config, parse_yaml
 from paddlepalm.config.loader import load_yaml
 from paddlepalm.config.schema import EXAMPLE, SCHEMA, lookup, render_markdown, walk, with_defaults
 from paddlepalm.errors import ConfigError
@@ -194,7 +193,8 @@ BROKEN = [
      10, "optimizer.type", "unknown optimizer 'adamm' (did you mean 'adam'?)"),
     ("unknown optimizer option", VALID + "optimizer: {type: adamw, beta3: 0.9}\n",
      10, "optimizer.beta3", "AdamW takes no option 'beta3'"),
-    ("encoder override", VALID.replace("  config: tiny.json\n", "  config: tiny.json\n  overrides: {hidden_dropout: 0}\n"),
+    ("encoder override",
+     VALID.replace("  config: tiny.json\n", "  config: tiny.json\n  overrides: {hidden_dropout: 0}\n"),
      3, "backbone.overrides.hidden_dropout", "not an encoder config key (did you mean 'hidden_dropout_prob'?)"),
     ("tasks not a mapping", VALID[:VALID.index("tasks:")] + "tasks: [intent]\n",
      5, "tasks", "expected a mapping of task name -> task, got list"),
@@ -204,6 +204,8 @@ BROKEN = [
      10, "schedule", "give warmup_steps or warmup_ratio, not both"),
     ("label map file missing", VALID + "    label_map: nolabels.json\n",
      10, "tasks.intent.label_map", "file not found: "),
+    ("fields value", VALID + "    fields:\n      text_a: [question]\n",
+     11, "tasks.intent.fields.text_a", "expected the name of a column, got ['question']"),
     ("invalid YAML", VALID + "optimizer: {lr: 0.1\n", 11, "", "invalid YAML"),
 ]
 

@@ -7,7 +7,7 @@ into the settings, so ``config.resolved.yaml`` records them.
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from paddlepalm.config.loader import Config, Problem, config_error
@@ -31,7 +31,6 @@ class Run:
     objective: Any = None
     checkpoint: Optional[str] = None
     vocab: Optional[str] = None
-    extras: Dict[str, Any] = field(default_factory=dict)
 
     def trainer(self, name: str):
         return self.engine.trainers[self.engine.task_index(name)]
@@ -250,8 +249,9 @@ def _check_head_size(config: Config, name: str, options: Dict[str, Any], reader,
     if count is None:
         return
     if reader.label_vocab() is not None and given != count:
-        problems.append(config.problem(("tasks", name, "head", "num_classes"), "head has %d classes but the "
-                                       "label map has %d labels: %s" % (given, count, ", ".join(reader.label_vocab()[:10]))))
+        problems.append(config.problem(("tasks", name, "head", "num_classes"),
+                                       "head has %d classes but the label map has %d labels: %s"
+                                       % (given, count, ", ".join(reader.label_vocab()[:10]))))
     elif reader.label_vocab() is None and given < count:
         problems.append(config.problem(("tasks", name, "head", "num_classes"), "head has %d classes but %s "
                                        "has label %d" % (given, reader.input_file, count - 1)))

@@ -98,8 +98,6 @@ class _Structure:
             self.report(path, "expected %s, got %r (%s)" % (" or ".join(TYPE_NAMES[t] for t in key.types),
                                                           value, _type_name(value)))
             return False, None
-        if key.types == ("float",):
-            value = float(value)
         if key.choices and value not in key.choices:
             self.report(path, "%r is not one of %s%s" % (value, ", ".join(map(str, key.choices)),
                                                          _suggest(value, [str(c) for c in key.choices])
@@ -115,7 +113,7 @@ class _Structure:
         if key.types == ("str",) and not value.strip():
             self.report(path, "must not be empty")
             return False, None
-        return True, value
+        return True, float(value) if key.types == ("float",) else value
 
     def named(self, key: Key, value: Any, path: Tuple) -> Tuple[bool, Any]:
         if not isinstance(value, dict) or not value:
@@ -252,6 +250,10 @@ def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Pro
     for split in ("train", "dev", "test"):
         if t[split] is not None and not os.path.isfile(t[split]):
             problems.append(config.problem(path + (split,), "file not found: %s" % t[split]))
+    for field, column in (t["fields"] or {}).items():
+        if not isinstance(column, str) or not column:
+            problems.append(config.problem(path + ("fields", field), "expected the name of a column, got %r"
+                                           % (column,)))
     if isinstance(t["label_map"], str) and not os.path.isfile(t["label_map"]):
         problems.append(config.problem(path + ("label_map",), "file not found: %s" % t["label_map"]))
     elif t["label_map"] is not None and reader_cls is not None and \
@@ -297,7 +299,8 @@ def _check_training(config: Config, s: Dict[str, Any], problems: List[Problem]) 
     tasks = s["tasks"]
     main = s["main_task"]
     if main is not None and main not in tasks:
-        problems.append(config.problem(("main_task",), "%r is not a declared task%s" % (main, _suggest(main, list(tasks)))))
+        problems.append(config.problem(("main_task",), "%r is not a declared task%s"
+                                       % (main, _suggest(main, list(tasks)))))
     elif main is not None and tasks[main]["aux"]:
         problems.append(config.problem(("main_task",), "%r is an aux task; the main task cannot be" % main))
     elif main is None and tasks and all(t["aux"] for t in tasks.values()):
@@ -325,7 +328,8 @@ def _check_training(config: Config, s: Dict[str, Any], problems: List[Problem]) 
                 problems.append(config.problem(path, "expected 'task.metric' (e.g. %s.accuracy), got %r"
                                                % (next(iter(tasks), "intent"), key)))
             elif task not in tasks:
-                problems.append(config.problem(path, "%r is not a declared task%s" % (task, _suggest(task, list(tasks)))))
+                problems.append(config.problem(path, "%r is not a declared task%s"
+                                               % (task, _suggest(task, list(tasks)))))
             elif tasks[task]["dev"] is None:
                 problems.append(config.problem(path, "task %r has no 'dev' file to evaluate" % task))
             if not _is(weight, "float"):
