@@ -11,6 +11,7 @@ from paddlepalm.config import build_run, check, load_config, parse_yaml
 from paddlepalm.config.loader import load_yaml
 from paddlepalm.config.schema import EXAMPLE, SCHEMA, lookup, render_markdown, walk, with_defaults
 from paddlepalm.errors import ConfigError
+from paddlepalm.reader import ClassifyReader
 from tests.helpers import tiny_config, write_vocab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -282,6 +283,35 @@ def test_build_checks_objective_metric_names(workdir):
     with pytest.raises(ConfigError, match=r"config.yaml:10: objective: task 'intent' reports accuracy, "
                                           r"macro_f1, not 'acc'"):
         build_run(load_config(write(workdir, VALID + "objective: intent.acc\n")))
+
+
+class PairwiseWordsReader(ClassifyReader):
+    """A user's own reader, referenced from a config by dotted path."""
+
+    def __init__(self, vocab_path=None, max_len: int = 128, repeat: int = 2, **kwargs):
+        super().__init__(vocab_path, max_len, **kwargs)
+        self.repeat = repeat
+
+    def to_features_batch(self, examples):
+        return super().to_features_batch([dict(e, text_a=" ".join([e["text_a"]] * self.repeat)) for e in examples])
+
+
+def test_custom_reader_and_head_by_dotted_path(workdir):
+    config = load_config(write(workdir, VALID.replace("reader: classify", """reader:
+      type: tests.test_config:PairwiseWordsReader
+      repeat: 3
+    head: paddlepalm.head.classify.Classify""")))
+    run = build_run(config)
+    reader = run.trainers[0].reader
+    assert type(reader) is PairwiseWordsReader and reader.repeat == 3
+    assert len(reader.features[0]["input_ids"]) == 2 + 3 * 3  # [CLS] play jazz music x3 [SEP]
+    assert type(run.trainers[0].head).__name__ == "Classify" and run.trainers[0].head.num_classes == 3
+    _, message = problems_of(write(workdir, VALID.replace("reader: classify", """reader:
+      type: tests.test_config:PairwiseWordsReader
+      repeats: 3
+    head: paddlepalm.head.classify.Classify""")))
+    assert "tasks.intent.reader.repeats: PairwiseWordsReader takes no option 'repeats' (did you mean 'repeat'?)" \
+        in message
 
 
 def test_fields_map_csv_columns_without_code(workdir):

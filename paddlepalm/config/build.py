@@ -5,15 +5,12 @@ Head sizes the config leaves out are inferred (see :func:`infer_head_args`) and 
 into the settings, so ``config.resolved.yaml`` records them.
 """
 import json
-import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from paddlepalm.config.loader import Config, Problem, config_error
 from paddlepalm.config.validate import validate
-
-logger = logging.getLogger("paddlepalm")
 
 MODES = ("train", "evaluate", "predict", "export")
 _LABEL_ARGS = ("label_map", "label_map_config")
