@@ -79,6 +79,23 @@ def _wrapper(backbone, head, input_names: Sequence[str], output_names: Sequence[
     return TaskModel()
 
 
+class _ReadRecorder(dict):
+    """A batch dict that remembers which fields were read."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.read = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        if key in self:
+            self.read.add(key)
+        return super().get(key, default)
+
+
 def export_task(backbone, head, reader, path: str) -> Dict[str, List[str]]:
     """Trace ``backbone`` + ``head`` for ``reader``'s batches and save a static inference model."""
     import paddle
@@ -88,11 +105,14 @@ def export_task(backbone, head, reader, path: str) -> Dict[str, List[str]]:
     sample = next(iter(reader.clone("predict").load_examples(reader.make_examples(["hello"]) if not reader.examples
                                                               else reader.examples[:2], 2).iterator(num_epochs=1)))
     label_fields = set(getattr(head, "label_fields", ()))
-    input_names = [k for k in sample if k not in NON_TENSOR_FIELDS and k not in label_fields]
+    candidates = [k for k in sample if k not in NON_TENSOR_FIELDS and k not in label_fields]
     backbone.eval()
     head.eval()
+    seen = _ReadRecorder(to_tensors({k: sample[k] for k in candidates}))
     with paddle.no_grad():
-        reference = outputs_to_numpy(run_task(backbone, head, to_tensors({k: sample[k] for k in input_names})))
+        reference = outputs_to_numpy(run_task(backbone, head, seen))
+    # only the fields the encoder and head read at inference become inputs of the static graph
+    input_names = [k for k in candidates if k in seen.read]
     output_names = sorted(reference)
     model = _wrapper(backbone, head, input_names, output_names)
     specs = [paddle.static.InputSpec(shape=[None] * sample[k].ndim, dtype=str(sample[k].dtype), name=k)

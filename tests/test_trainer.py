@@ -297,3 +297,23 @@ def test_palm_head_inference_api(data):
     batch = next(iter(fetch("a")))
     out = trainer.predict_one_batch("a", batch)
     assert out["probs"].shape == (4, 3)
+
+
+def test_export_sequence_label_reads_only_what_it_needs(tmp_path):
+    from paddlepalm.export import Predictor, export_model
+
+    vocab = write_vocab(str(tmp_path / "v"))
+    path = tmp_path / "slot.tsv"
+    path.write_text("text_a\tlabel\nplay\x02jazz\x02music\tO\x02B-genre\x02O\nbook\x02a\x02table\tO\x02O\x02B-obj\n",
+                    encoding="utf-8")
+    reader = palm.reader.SequenceLabelReader(vocab, 16).load_data(str(path), 2)
+    t = palm.Trainer("slot", reader=reader, head=palm.head.SequenceLabel(reader.num_classes, 32),
+                     dev_reader=reader.clone("dev").load_data(str(path), 2))
+    trainer = palm.MultiHeadTrainer([t], backbone=palm.backbone.BERT.from_config(tiny_config("bert")))
+    trainer.fit(num_epochs=1, print_steps=0)
+    export_model(trainer, str(tmp_path / "export"))
+    predictor = Predictor(str(tmp_path / "export"), "slot")
+    assert predictor.spec["inputs"] == ["input_ids", "attention_mask", "token_type_ids", "word_starts"]
+    batch = next(iter(t.dev_reader.iterator(num_epochs=1)))
+    np.testing.assert_allclose(predictor.run(batch)["logits"], trainer.predict_one_batch("slot", batch)["logits"],
+                               atol=1e-5)

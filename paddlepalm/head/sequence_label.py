@@ -50,9 +50,9 @@ class SequenceLabel(Head):
     def forward(self, encoder_output, batch):
         hidden = gather_positions(encoder_output.sequence_output, batch["word_starts"])
         logits = self.classifier(self.dropout(hidden))
-        mask = word_mask(batch, logits.shape[1])
         out = {"logits": logits}
         if "word_labels" in batch:
+            mask = word_mask(batch, logits.shape[1])
             labels = batch["word_labels"]
             if self.crf is not None:
                 out["loss"] = self.crf.nll(logits, labels, mask).mean()
