@@ -146,6 +146,20 @@ def subsample(items: Sequence[Any], limit: Optional[int], seed: int = 0) -> List
     return [x for i, x in enumerate(items) if i in keep]
 
 
+def limit_conll(path: str, limit: Optional[int], dest: str, seed: int = 0) -> str:
+    """``path`` itself, or (with ``limit``) ``dest`` holding ``limit`` of its sentences (blank-line
+    separated blocks, ``-DOCSTART-`` blocks dropped) drawn with ``seed``, in file order."""
+    if not limit:
+        return path
+    with open(path, encoding="utf-8") as f:
+        blocks = [b for b in f.read().replace("\r\n", "\n").split("\n\n")
+                  if b.strip() and not b.lstrip().startswith("-DOCSTART-")]
+    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    with open(dest, "w", encoding="utf-8") as f:
+        f.write("\n\n".join(b.strip("\n") for b in subsample(blocks, limit, seed)) + "\n")
+    return dest
+
+
 def default_eval_steps(total_steps: int, evaluations: int = 3) -> int:
     return max(1, -(-total_steps // evaluations))
 

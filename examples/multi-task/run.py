@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import _common as common  # noqa: E402
 
-TASKS = ("intent", "slot")
+TASKS = ("slot", "intent")  # the first is the main task: it fixes the length of training
 DEMO = {"intent": ["play some jazz", "will it snow in boston tomorrow"],
         "slot": ["play some jazz by miles davis", "book a table for two at a sushi place in paris"]}
 
@@ -28,12 +28,14 @@ DEMO = {"intent": ["play some jazz", "will it snow in boston tomorrow"],
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    common.add_common_args(parser, "snips", os.path.join("outputs", "multi-task"), epochs=1.5,
+    common.add_common_args(parser, "snips", os.path.join("outputs", "multi-task"), epochs=2,
                            batch_size=32, lr=1e-4, max_len=48)
     parser.add_argument("--single-task", choices=TASKS,
                         help="train only this task (the baseline for the multi-task run)")
-    parser.add_argument("--slot-mix-ratio", type=float, default=1.0,
-                        help="mix ratio of the slot task (intent's is 1.0)")
+    parser.add_argument("--intent-mix-ratio", type=float, default=0.5,
+                        help="sampling weight of the intent task; slot, the main task, has 1.0 and runs --epochs "
+                             "epochs")
+    parser.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the two heads")
     parser.add_argument("--dropout", type=float, default=0.1, help="dropout of both heads")
     parser.add_argument("--crf", action="store_true", help="linear-chain CRF on top of the slot head")
     parser.add_argument("--split-seed", type=int, default=0,
@@ -54,14 +56,14 @@ def build_trainers(args, data, vocab, hidden_size):
                 vocab, args.max_len, label_map=data["intent_labels"], phase=phase, seed=seed,
                 bucket_by_length=True)
             head = palm.head.Classify(len(data["intent_labels"]), hidden_size, args.dropout)
-            ratio = 1.0
+            ratio = args.intent_mix_ratio if len(tasks) > 1 else 1.0
         else:
             make = lambda phase, seed=None: palm.reader.SequenceLabelReader(
                 vocab, args.max_len, label_map_config=data["slot_label_map"], phase=phase, seed=seed,
                 bucket_by_length=True)
             head = palm.head.SequenceLabel(len(data["slot_label_map"]), hidden_size, args.dropout,
                                            use_crf=args.crf, crf_lr=100.0)
-            ratio = args.slot_mix_ratio if len(tasks) > 1 else 1.0
+            ratio = 1.0
         train = make("train", args.seed + offset).load_data(files["train"][task], args.batch_size)
         dev = make("dev").load_data(files["dev"][task], 64)
         trainers.append(palm.Trainer(task, mix_ratio=ratio, reader=train, head=head, dev_reader=dev))
@@ -99,8 +101,8 @@ def main(argv=None) -> dict:
     steps_per_epoch = trainers[0].reader.steps_per_epoch
     planned = args.max_steps or int(round(args.epochs * steps_per_epoch * sum(t.mix_ratio for t in trainers)
                                           / trainers[0].mix_ratio))
-    optimizer = palm.optimizer.AdamW(lr=args.lr, weight_decay=0.01, lr_scheduler=palm.lr_sched.TriangularScheduler(
-        warmup_ratio=args.warmup))
+    optimizer = palm.optimizer.AdamW(lr=args.lr, head_lr=args.head_lr, weight_decay=0.01,
+                                     lr_scheduler=palm.lr_sched.TriangularScheduler(warmup_ratio=args.warmup))
     summary = trainer.fit(optimizer=optimizer, num_epochs=args.epochs, main_task=trainers[0].name,
                           max_steps=args.max_steps, print_steps=args.print_steps,
                           eval_steps=args.eval_steps or common.default_eval_steps(planned),

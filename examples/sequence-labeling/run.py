@@ -1,0 +1,103 @@
+#!/usr/bin/env python
+"""WNUT-17 named entity recognition (emerging and rare entities, 6 types, BIO) with MiniLM-L6.
+
+    python examples/sequence-labeling/run.py
+    python examples/sequence-labeling/run.py --crf              # linear-chain CRF on top
+    python examples/sequence-labeling/run.py --max-steps 20 --limit 100   # smoke test
+
+Reads the CoNLL files as they are (word TAB tag, blank line between sentences): train
+``wnut17train.conll`` (3,394 tweets), dev ``emerging.dev.conll`` (1,009), test
+``emerging.test.annotated`` (1,287). One task, the plain API: ``palm.Trainer(name, reader=,
+head=, dev_reader=).fit(backbone=...)``. The model with the best dev entity F1 (evaluated every
+epoch) is kept in ``<output-dir>/best`` and scored on test: entity F1 (conlleval rules) over every
+word of the file. Outputs: ``results.json``, ``metrics.jsonl``, ``best/``,
+``predictions/predictions.json`` (words and predicted tags per sentence).
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import _common as common  # noqa: E402
+
+FILES = {"train": "wnut17train.conll", "dev": "emerging.dev.conll", "test": "emerging.test.annotated"}
+HOW_TO_GET = ("Get the WNUT-17 CoNLL files (%s) from https://github.com/leondz/emerging_entities_17 and "
+              "point --data-dir (or $PADDLEPALM_DATA/wnut17) at their folder." % ", ".join(FILES.values()))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common.add_common_args(parser, "wnut17", os.path.join("outputs", "sequence-labeling"), epochs=4,
+                           batch_size=32, lr=1e-4, max_len=128)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--crf", action="store_true", help="linear-chain CRF with Viterbi decoding")
+    return parser.parse_args(argv)
+
+
+def load_readers(args, data_dir, pretrained):
+    """Train/dev/test readers over the CoNLL files; all use the tags of the full training file."""
+    import paddlepalm as palm
+
+    full_train = os.path.join(data_dir, FILES["train"])
+    tags = sorted({t for e in palm.reader.SequenceLabelReader(pretrained).read_examples(full_train, "conll")
+                   for t in e["tags"]} - {"O"})
+    train = palm.reader.SequenceLabelReader(pretrained, args.max_len, label_map_config=["O"] + tags,
+                                            seed=args.seed, bucket_by_length=True)
+    readers = {}
+    for split, name in FILES.items():
+        path = common.limit_conll(os.path.join(data_dir, name), args.limit,
+                                  os.path.join(args.output_dir, "data", split + ".conll"), args.seed)
+        reader = train if split == "train" else train.clone(split)
+        readers[split] = reader.load_data(path, args.batch_size if split == "train" else 64, file_format="conll")
+    return readers
+
+
+def main(argv=None) -> dict:
+    watch = common.Stopwatch()
+    args = parse_args(argv)
+    data_dir = common.find_data("wnut17", args.data_dir, os.path.join(os.path.dirname(__file__), "data"),
+                                common.has_files(*FILES.values()), HOW_TO_GET)
+    pretrained = common.pretrained_dir(args.pretrained)
+    out = args.output_dir
+    os.makedirs(out, exist_ok=True)
+
+    import paddlepalm as palm
+
+    common.seed_everything(args.seed)
+    readers = load_readers(args, data_dir, pretrained)
+    tags = readers["train"].label_vocab()
+    backbone = palm.backbone.BERT.from_pretrained(pretrained)
+    head = palm.head.SequenceLabel(len(tags), backbone.config.hidden_size, args.dropout, use_crf=args.crf,
+                                   crf_lr=100.0)
+    task = palm.Trainer("ner", reader=readers["train"], head=head, dev_reader=readers["dev"])
+    steps_per_epoch = readers["train"].steps_per_epoch
+    log = os.path.join(out, "metrics.jsonl")
+    if os.path.exists(log):
+        os.remove(log)
+    watch.lap("prepare")
+    summary = task.fit(backbone=backbone, num_epochs=args.epochs, max_steps=args.max_steps,
+                       optimizer=palm.optimizer.AdamW(lr=args.lr, lr_scheduler=palm.lr_sched.TriangularScheduler(
+                           warmup_ratio=args.warmup)),
+                       save_path=out, keep_last=1, eval_steps=args.eval_steps or steps_per_epoch,
+                       objective="ner.f1", print_steps=args.print_steps)
+    watch.lap("train")
+    task.load_ckpt(os.path.join(out, "best"))  # the best dev F1
+    test = task.predict(os.path.join(out, "predictions"), reader=readers["test"], print_steps=0)
+    watch.lap("test")
+
+    speed = common.training_speed(summary, {"ner": args.batch_size})
+    run = {"example": "sequence-labeling", "split": "test", "tags": tags, "steps": summary["steps"],
+           "best_dev_f1": summary["best_score"], "sizes": {k: r.num_examples for k, r in readers.items()},
+           **speed, "phases_seconds": watch.laps, "settings": vars(args)}
+    path = common.write_results(out, {"ner": test}, watch.seconds, run)
+    print()
+    print(common.format_table(["task", "test entity F1 (%)", "precision (%)", "recall (%)", "best dev F1 (%)"],
+                              [("ner", test["f1"], test["precision"], test["recall"], summary["best_score"])]))
+    print("wall time %.0f s (training %.0f s, %.1f train examples/s); results: %s"
+          % (watch.seconds, speed["train_seconds"], speed["train_examples_per_second"], path))
+    return common.read_results(path)
+
+
+if __name__ == "__main__":
+    main()
