@@ -89,6 +89,8 @@ class PalmModel:
     def __init__(self, path: str):
         import paddle
 
+        import paddlepalm.head  # noqa: F401  (registers the built-in heads and readers: a fresh
+        import paddlepalm.reader  # noqa: F401  process may load a model before importing either)
         from paddlepalm.backbone import FAMILIES, build_encoder
         from paddlepalm.registry import HEADS, READERS
 
