@@ -104,7 +104,8 @@ def pretrained_dir(pretrained: Optional[str] = None) -> str:
 
 # ----------------------------------------------------------------------------- command line
 def add_common_args(parser: argparse.ArgumentParser, dataset: str, output_dir: str, epochs: float,
-                    batch_size: int, lr: float, max_len: int) -> argparse.ArgumentParser:
+                    batch_size: int, lr: float, max_len: int, head_lr: Optional[float] = None
+                    ) -> argparse.ArgumentParser:
     """The options every example shares; defaults are the measured settings of its README."""
     g = parser.add_argument_group("common")
     g.add_argument("--data-dir", help="folder with the %s files (default: $PADDLEPALM_DATA/%s, "
@@ -117,6 +118,8 @@ def add_common_args(parser: argparse.ArgumentParser, dataset: str, output_dir: s
     g.add_argument("--max-steps", type=int, help="stop after this many training steps (overrides --epochs)")
     g.add_argument("--batch-size", type=int, default=batch_size, help="default: %(default)s")
     g.add_argument("--lr", type=float, default=lr, help="peak learning rate (default: %(default)s)")
+    g.add_argument("--head-lr", type=float, default=head_lr,
+                   help="peak learning rate of the task heads (default: %(default)s; None: --lr)")
     g.add_argument("--max-len", type=int, default=max_len, help="max tokens per sequence (default: %(default)s)")
     g.add_argument("--warmup", type=float, default=0.1, help="warmup share of the steps (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="training seed: init, shuffling, sampling, dropout")
@@ -126,6 +129,14 @@ def add_common_args(parser: argparse.ArgumentParser, dataset: str, output_dir: s
     g.add_argument("--limit", type=int, default=None,
                    help="use at most N examples per split (smoke tests; the numbers mean nothing)")
     return parser
+
+
+def optimizer(args, weight_decay: float = 0.01):
+    """AdamW with ``--lr``, ``--head-lr`` and a triangular schedule warming up over ``--warmup``."""
+    import paddlepalm as palm
+
+    return palm.optimizer.AdamW(lr=args.lr, head_lr=args.head_lr, weight_decay=weight_decay,
+                                lr_scheduler=palm.lr_sched.TriangularScheduler(warmup_ratio=args.warmup))
 
 
 def seed_everything(seed: int) -> None:
@@ -217,6 +228,40 @@ def prepare_snips(data_dir: str, out_dir: str, seed: int = 0, limit: Optional[in
     info["intent_labels_file"] = os.path.join(out_dir, "intent_labels.json")
     info["slot_label_map_file"] = os.path.join(out_dir, "slot_label_map.json")
     return info
+
+
+# ----------------------------------------------------------------------------- WNUT-17
+WNUT17_FILES = {"train": "wnut17train.conll", "dev": "emerging.dev.conll", "test": "emerging.test.annotated"}
+WNUT17_HOW_TO_GET = ("Get the WNUT-17 CoNLL files (%s) from https://github.com/leondz/emerging_entities_17 and "
+                     "point --data-dir (or $PADDLEPALM_DATA/wnut17) at their folder."
+                     % ", ".join(WNUT17_FILES.values()))
+
+
+def find_wnut17(data_dir: Optional[str], example_dir: str) -> str:
+    return find_data("wnut17", data_dir, os.path.join(example_dir, "data"), has_files(*WNUT17_FILES.values()),
+                     WNUT17_HOW_TO_GET)
+
+
+def wnut17_readers(data_dir: str, pretrained: str, max_len: int, batch_size: int, seed: int,
+                   limit: Optional[int], work_dir: str) -> Dict[str, Any]:
+    """Train/dev/test ``SequenceLabelReader``s over the WNUT-17 CoNLL files, read as they are.
+
+    All three use the tags of the full training file (``O`` first, then sorted), so a ``limit``-ed
+    subset (sentences drawn with ``seed``, written under ``work_dir``) keeps the label map.
+    """
+    import paddlepalm as palm
+
+    full_train = os.path.join(data_dir, WNUT17_FILES["train"])
+    tags = sorted({t for e in palm.reader.SequenceLabelReader(pretrained).read_examples(full_train, "conll")
+                   for t in e["tags"]} - {"O"})
+    train = palm.reader.SequenceLabelReader(pretrained, max_len, label_map_config=["O"] + tags, seed=seed,
+                                            bucket_by_length=True)
+    readers = {}
+    for split, name in WNUT17_FILES.items():
+        path = limit_conll(os.path.join(data_dir, name), limit, os.path.join(work_dir, split + ".conll"), seed)
+        reader = train if split == "train" else train.clone(split)
+        readers[split] = reader.load_data(path, batch_size if split == "train" else 64, file_format="conll")
+    return readers
 
 
 # ----------------------------------------------------------------------------- results

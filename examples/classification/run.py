@@ -53,7 +53,7 @@ def main(argv=None) -> dict:
     loss_var = trainer.build_forward(backbone, head)
     n_steps = args.max_steps or int(train_reader.num_examples * args.epochs // args.batch_size)
     schedule = palm.lr_sched.TriangularSchedualer(int(args.warmup * n_steps), n_steps)
-    adam = palm.optimizer.Adam(loss_var, args.lr, schedule)
+    adam = palm.optimizer.Adam(loss_var, args.lr, schedule, head_lr=args.head_lr)  # head_lr: new in paddlepalm 3
     trainer.build_backward(optimizer=adam, weight_decay=0.01)
     trainer.fit_reader(train_reader)
     trainer.load_pretrain(pretrained)

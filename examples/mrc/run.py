@@ -30,7 +30,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     common.add_common_args(parser, "xquad", os.path.join("outputs", "mrc"), epochs=2, batch_size=16,
-                           lr=1e-4, max_len=256)
+                           lr=1e-4, max_len=256, head_lr=1e-3)
     parser.add_argument("--max-query-len", type=int, default=48)
     parser.add_argument("--doc-stride", type=int, default=128)
     parser.add_argument("--held-out", type=int, default=10, help="articles (from the end) held out for evaluation")
@@ -88,8 +88,8 @@ def main(argv=None) -> dict:
     watch.lap("prepare")
     print("XQuAD en: %d training questions (%d windows), %d held-out questions"
           % (counts["train"], train.num_examples, counts["eval"]))
-    summary = trainer.fit(optimizer=palm.optimizer.AdamW(lr=args.lr, lr_scheduler=palm.lr_sched.TriangularScheduler(
-        warmup_ratio=args.warmup)), num_epochs=args.epochs, max_steps=args.max_steps, print_steps=args.print_steps)
+    summary = trainer.fit(optimizer=common.optimizer(args), num_epochs=args.epochs, max_steps=args.max_steps,
+                          print_steps=args.print_steps)
     watch.lap("train")
     scores = task.predict(os.path.join(out, "predictions"), reader=held_out, print_steps=0)
     watch.lap("eval")

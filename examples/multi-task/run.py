@@ -13,7 +13,6 @@ end, save the model, reload it with ``palm.load`` and predict new text. Everythi
 ``predictions/<task>/predictions.json`` and ``model/``.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -29,13 +28,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     common.add_common_args(parser, "snips", os.path.join("outputs", "multi-task"), epochs=2,
-                           batch_size=32, lr=1e-4, max_len=48)
+                           batch_size=32, lr=1e-4, max_len=48, head_lr=1e-3)
     parser.add_argument("--single-task", choices=TASKS,
                         help="train only this task (the baseline for the multi-task run)")
     parser.add_argument("--intent-mix-ratio", type=float, default=0.5,
                         help="sampling weight of the intent task; slot, the main task, has 1.0 and runs --epochs "
                              "epochs")
-    parser.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the two heads")
     parser.add_argument("--dropout", type=float, default=0.1, help="dropout of both heads")
     parser.add_argument("--crf", action="store_true", help="linear-chain CRF on top of the slot head")
     parser.add_argument("--split-seed", type=int, default=0,
@@ -62,7 +60,7 @@ def build_trainers(args, data, vocab, hidden_size):
                 vocab, args.max_len, label_map_config=data["slot_label_map"], phase=phase, seed=seed,
                 bucket_by_length=True)
             head = palm.head.SequenceLabel(len(data["slot_label_map"]), hidden_size, args.dropout,
-                                           use_crf=args.crf, crf_lr=100.0)
+                                           use_crf=args.crf, crf_lr=10.0)
             ratio = 1.0
         train = make("train", args.seed + offset).load_data(files["train"][task], args.batch_size)
         dev = make("dev").load_data(files["dev"][task], 64)
@@ -101,9 +99,7 @@ def main(argv=None) -> dict:
     steps_per_epoch = trainers[0].reader.steps_per_epoch
     planned = args.max_steps or int(round(args.epochs * steps_per_epoch * sum(t.mix_ratio for t in trainers)
                                           / trainers[0].mix_ratio))
-    optimizer = palm.optimizer.AdamW(lr=args.lr, head_lr=args.head_lr, weight_decay=0.01,
-                                     lr_scheduler=palm.lr_sched.TriangularScheduler(warmup_ratio=args.warmup))
-    summary = trainer.fit(optimizer=optimizer, num_epochs=args.epochs, main_task=trainers[0].name,
+    summary = trainer.fit(optimizer=common.optimizer(args), num_epochs=args.epochs, main_task=trainers[0].name,
                           max_steps=args.max_steps, print_steps=args.print_steps,
                           eval_steps=args.eval_steps or common.default_eval_steps(planned),
                           objective={"%s.%s" % (t.name, OBJECTIVE[t.name]): 1.0 for t in trainers})

@@ -20,44 +20,21 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import _common as common  # noqa: E402
 
-FILES = {"train": "wnut17train.conll", "dev": "emerging.dev.conll", "test": "emerging.test.annotated"}
-HOW_TO_GET = ("Get the WNUT-17 CoNLL files (%s) from https://github.com/leondz/emerging_entities_17 and "
-              "point --data-dir (or $PADDLEPALM_DATA/wnut17) at their folder." % ", ".join(FILES.values()))
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     common.add_common_args(parser, "wnut17", os.path.join("outputs", "sequence-labeling"), epochs=4,
-                           batch_size=32, lr=1e-4, max_len=128)
+                           batch_size=32, lr=1e-4, max_len=128, head_lr=1e-3)
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--crf", action="store_true", help="linear-chain CRF with Viterbi decoding")
     return parser.parse_args(argv)
 
 
-def load_readers(args, data_dir, pretrained):
-    """Train/dev/test readers over the CoNLL files; all use the tags of the full training file."""
-    import paddlepalm as palm
-
-    full_train = os.path.join(data_dir, FILES["train"])
-    tags = sorted({t for e in palm.reader.SequenceLabelReader(pretrained).read_examples(full_train, "conll")
-                   for t in e["tags"]} - {"O"})
-    train = palm.reader.SequenceLabelReader(pretrained, args.max_len, label_map_config=["O"] + tags,
-                                            seed=args.seed, bucket_by_length=True)
-    readers = {}
-    for split, name in FILES.items():
-        path = common.limit_conll(os.path.join(data_dir, name), args.limit,
-                                  os.path.join(args.output_dir, "data", split + ".conll"), args.seed)
-        reader = train if split == "train" else train.clone(split)
-        readers[split] = reader.load_data(path, args.batch_size if split == "train" else 64, file_format="conll")
-    return readers
-
-
 def main(argv=None) -> dict:
     watch = common.Stopwatch()
     args = parse_args(argv)
-    data_dir = common.find_data("wnut17", args.data_dir, os.path.join(os.path.dirname(__file__), "data"),
-                                common.has_files(*FILES.values()), HOW_TO_GET)
+    data_dir = common.find_wnut17(args.data_dir, os.path.dirname(os.path.abspath(__file__)))
     pretrained = common.pretrained_dir(args.pretrained)
     out = args.output_dir
     os.makedirs(out, exist_ok=True)
@@ -65,11 +42,12 @@ def main(argv=None) -> dict:
     import paddlepalm as palm
 
     common.seed_everything(args.seed)
-    readers = load_readers(args, data_dir, pretrained)
+    readers = common.wnut17_readers(data_dir, pretrained, args.max_len, args.batch_size, args.seed, args.limit,
+                                    os.path.join(out, "data"))
     tags = readers["train"].label_vocab()
     backbone = palm.backbone.BERT.from_pretrained(pretrained)
     head = palm.head.SequenceLabel(len(tags), backbone.config.hidden_size, args.dropout, use_crf=args.crf,
-                                   crf_lr=100.0)
+                                   crf_lr=10.0)
     task = palm.Trainer("ner", reader=readers["train"], head=head, dev_reader=readers["dev"])
     steps_per_epoch = readers["train"].steps_per_epoch
     log = os.path.join(out, "metrics.jsonl")
@@ -77,9 +55,7 @@ def main(argv=None) -> dict:
         os.remove(log)
     watch.lap("prepare")
     summary = task.fit(backbone=backbone, num_epochs=args.epochs, max_steps=args.max_steps,
-                       optimizer=palm.optimizer.AdamW(lr=args.lr, lr_scheduler=palm.lr_sched.TriangularScheduler(
-                           warmup_ratio=args.warmup)),
-                       save_path=out, keep_last=1, eval_steps=args.eval_steps or steps_per_epoch,
+                       optimizer=common.optimizer(args), save_path=out, keep_last=1, eval_steps=args.eval_steps or steps_per_epoch,
                        objective="ner.f1", print_steps=args.print_steps)
     watch.lap("train")
     task.load_ckpt(os.path.join(out, "best"))  # the best dev F1
