@@ -123,6 +123,17 @@ class Trainer:
         engine = self._engine or self._solo_engine()
         return engine.predict_task(self, reader or self.predict_reader, output_dir, print_steps)
 
+    def get_one_batch(self, phase: str = "train"):
+        """The next batch of this task's ``phase`` reader (PALM API; broken in PALM 2.x)."""
+        reader = {"train": self.reader, "dev": self.dev_reader, "predict": self.predict_reader}.get(phase)
+        if reader is None:
+            raise ValueError("task %r has no %s reader" % (self.name, phase))
+        if phase == "train":
+            engine = self._engine or self._solo_engine()
+            if engine.sampler is not None:
+                return next(engine._batches()[engine.task_index(self.name)])
+        return next(iter(reader.iterator(num_epochs=1)))
+
     def train_one_step(self, batch) -> Dict[str, Any]:
         engine = self._engine or self._solo_engine()
         outputs, _ = engine.train_one_step(batch, engine.task_index(self.name))

@@ -317,3 +317,16 @@ def test_export_sequence_label_reads_only_what_it_needs(tmp_path):
     batch = next(iter(t.dev_reader.iterator(num_epochs=1)))
     np.testing.assert_allclose(predictor.run(batch)["logits"], trainer.predict_one_batch("slot", batch)["logits"],
                                atol=1e-5)
+
+
+def test_get_one_batch_and_train_one_step(data):
+    trainer = _two_tasks(data)
+    trainer.fit(num_epochs=1, print_steps=0)
+    t = trainer.trainers[0]
+    batch = t.get_one_batch()
+    assert batch["input_ids"].shape[0] == 4
+    outputs = t.train_one_step(batch)
+    assert float(outputs["loss"]) > 0
+    assert t.get_one_batch("dev")["input_ids"].shape[0] == 4
+    with pytest.raises(ValueError, match="no predict reader"):
+        t.get_one_batch("predict")
