@@ -102,6 +102,48 @@ def pretrained_dir(pretrained: Optional[str] = None) -> str:
     return target
 
 
+def link_pretrained(weights: str, dest_dir: str) -> str:
+    """``<dest_dir>/all-MiniLM-L6-v2``: a link to (or, without symlinks, a copy of) ``weights``."""
+    import shutil
+
+    link = os.path.join(dest_dir, MINILM_NAME)
+    os.makedirs(dest_dir, exist_ok=True)
+    if os.path.islink(link) or os.path.isfile(link):
+        os.remove(link)
+    elif os.path.isdir(link):
+        shutil.rmtree(link)
+    try:
+        os.symlink(os.path.abspath(weights), link, target_is_directory=True)
+    except (OSError, NotImplementedError):  # e.g. Windows without the privilege
+        shutil.copytree(weights, link)
+    return link
+
+
+def copy_files(src_dir: str, names, dest_dir: str) -> str:
+    import shutil
+
+    os.makedirs(dest_dir, exist_ok=True)
+    for name in names:
+        shutil.copyfile(os.path.join(src_dir, name), os.path.join(dest_dir, name))
+    return dest_dir
+
+
+def data_out(args, example_file: str) -> str:
+    """Where an example writes its prepared files: ``<output-dir>/data``, or with
+    ``--prepare-only`` the example's own ``data/`` folder (what its config.yaml reads)."""
+    if args.prepare_only:
+        return os.path.join(os.path.dirname(os.path.abspath(example_file)), "data")
+    return os.path.join(args.output_dir, "data")
+
+
+def finish_prepare_only(args, weights: str, dest: str) -> Dict[str, Any]:
+    link = link_pretrained(weights, dest)
+    config = os.path.join(os.path.dirname(dest), "config.yaml")
+    print("prepared %s (encoder: %s). Train with:\n    paddlepalm train %s"
+          % (dest, link, os.path.relpath(config)))
+    return {"prepared": dest}
+
+
 # ----------------------------------------------------------------------------- command line
 def add_common_args(parser: argparse.ArgumentParser, dataset: str, output_dir: str, epochs: float,
                     batch_size: int, lr: float, max_len: int, head_lr: Optional[float] = None
@@ -128,6 +170,8 @@ def add_common_args(parser: argparse.ArgumentParser, dataset: str, output_dir: s
     g.add_argument("--print-steps", type=int, default=50, help="log the loss every N steps")
     g.add_argument("--limit", type=int, default=None,
                    help="use at most N examples per split (smoke tests; the numbers mean nothing)")
+    g.add_argument("--prepare-only", action="store_true",
+                   help="write the files this example's config.yaml reads into its data/ folder, then stop")
     return parser
 
 

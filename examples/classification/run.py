@@ -35,10 +35,12 @@ def main(argv=None) -> dict:
     data_dir = common.find_snips(args.data_dir)
     pretrained = common.pretrained_dir(args.pretrained)
     out = args.output_dir
+    data = common.prepare_snips(data_dir, common.data_out(args, __file__), limit=args.limit)
+    if args.prepare_only:
+        return common.finish_prepare_only(args, pretrained, common.data_out(args, __file__))
 
     import paddlepalm as palm
 
-    data = common.prepare_snips(data_dir, os.path.join(out, "data"), limit=args.limit)
     files, intents = data["files"], data["intent_labels"]
     common.seed_everything(args.seed)
 

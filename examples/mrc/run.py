@@ -30,7 +30,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     common.add_common_args(parser, "xquad", os.path.join("outputs", "mrc"), epochs=2, batch_size=16,
-                           lr=1e-4, max_len=256, head_lr=1e-3)
+                           lr=2e-4, max_len=256, head_lr=1e-3)
     parser.add_argument("--max-query-len", type=int, default=48)
     parser.add_argument("--doc-stride", type=int, default=128)
     parser.add_argument("--held-out", type=int, default=10, help="articles (from the end) held out for evaluation")
@@ -67,8 +67,10 @@ def main(argv=None) -> dict:
                                 common.has_files(FILE), HOW_TO_GET)
     pretrained = common.pretrained_dir(args.pretrained)
     out = args.output_dir
-    files, counts = split_articles(os.path.join(data_dir, FILE), args.held_out, os.path.join(out, "data"),
+    files, counts = split_articles(os.path.join(data_dir, FILE), args.held_out, common.data_out(args, __file__),
                                    args.limit, args.seed)
+    if args.prepare_only:
+        return common.finish_prepare_only(args, pretrained, common.data_out(args, __file__))
 
     import paddlepalm as palm
 

@@ -25,7 +25,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     common.add_common_args(parser, "wnut17", os.path.join("outputs", "multi-task-aux-mlm"), epochs=4,
-                           batch_size=32, lr=1e-4, max_len=128, head_lr=1e-3)
+                           batch_size=32, lr=2e-4, max_len=128, head_lr=1e-3)
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--mlm-mix-ratio", type=float, default=0.3,
                         help="sampling weight of the aux MLM task (NER has 1.0); 0 trains NER alone")
@@ -48,19 +48,26 @@ def main(argv=None) -> dict:
     data_dir = common.find_wnut17(args.data_dir, os.path.dirname(os.path.abspath(__file__)))
     pretrained = common.pretrained_dir(args.pretrained)
     out = args.output_dir
-    os.makedirs(out, exist_ok=True)
+    work = common.data_out(args, __file__)
+    if args.prepare_only:  # the CoNLL files as they are, and the tweets' text for the MLM task
+        common.copy_files(data_dir, common.WNUT17_FILES.values(), work)
+    else:
+        os.makedirs(out, exist_ok=True)
 
     import paddlepalm as palm
 
     common.seed_everything(args.seed)
-    work = os.path.join(out, "data")
     ner_readers = common.wnut17_readers(data_dir, pretrained, args.max_len, args.batch_size, args.seed,
                                         args.limit, work)
+    if args.prepare_only:
+        for split in ("train", "dev"):
+            write_text(ner_readers[split], os.path.join(work, split + ".txt"))
+        return common.finish_prepare_only(args, pretrained, work)
     backbone = palm.backbone.BERT.from_pretrained(pretrained)
     hidden = backbone.config.hidden_size
     tags = ner_readers["train"].label_vocab()
     ner = palm.Trainer("ner", reader=ner_readers["train"], dev_reader=ner_readers["dev"],
-                       head=palm.head.SequenceLabel(len(tags), hidden, args.dropout))
+                       head=palm.head.SequenceLabel(len(tags), hidden, args.dropout, use_crf=True, crf_lr=10.0))
     trainers = [ner]
     if args.mlm_mix_ratio > 0:
         mlm_train = palm.reader.MaskLMReader(pretrained, args.max_len, seed=args.seed, mask_prob=args.mask_prob,

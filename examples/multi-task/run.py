@@ -28,14 +28,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     common.add_common_args(parser, "snips", os.path.join("outputs", "multi-task"), epochs=2,
-                           batch_size=32, lr=1e-4, max_len=48, head_lr=1e-3)
+                           batch_size=32, lr=2e-4, max_len=48, head_lr=1e-3)
     parser.add_argument("--single-task", choices=TASKS,
                         help="train only this task (the baseline for the multi-task run)")
     parser.add_argument("--intent-mix-ratio", type=float, default=0.5,
                         help="sampling weight of the intent task; slot, the main task, has 1.0 and runs --epochs "
                              "epochs")
     parser.add_argument("--dropout", type=float, default=0.1, help="dropout of both heads")
-    parser.add_argument("--crf", action="store_true", help="linear-chain CRF on top of the slot head")
+    parser.add_argument("--no-crf", dest="crf", action="store_false",
+                        help="per-word softmax slot head instead of the linear-chain CRF (Viterbi decoding)")
     parser.add_argument("--split-seed", type=int, default=0,
                         help="seed of the standard split (100 test utterances per intent)")
     return parser.parse_args(argv)
@@ -81,11 +82,13 @@ def main(argv=None) -> dict:
     data_dir = common.find_snips(args.data_dir)
     vocab = common.pretrained_dir(args.pretrained)
     out = args.output_dir
+    data = common.prepare_snips(data_dir, common.data_out(args, __file__), seed=args.split_seed, limit=args.limit)
+    if args.prepare_only:
+        return common.finish_prepare_only(args, vocab, common.data_out(args, __file__))
     os.makedirs(out, exist_ok=True)
 
     import paddlepalm as palm
 
-    data = common.prepare_snips(data_dir, os.path.join(out, "data"), seed=args.split_seed, limit=args.limit)
     print("SNIPS from %s: %s" % (data_dir, ", ".join("%s %d" % kv for kv in data["sizes"].items())))
     common.seed_everything(args.seed)
     backbone = palm.backbone.BERT.from_pretrained(vocab)

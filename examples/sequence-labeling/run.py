@@ -2,7 +2,7 @@
 """WNUT-17 named entity recognition (emerging and rare entities, 6 types, BIO) with MiniLM-L6.
 
     python examples/sequence-labeling/run.py
-    python examples/sequence-labeling/run.py --crf              # linear-chain CRF on top
+    python examples/sequence-labeling/run.py --no-crf           # per-word softmax instead of the CRF
     python examples/sequence-labeling/run.py --max-steps 20 --limit 100   # smoke test
 
 Reads the CoNLL files as they are (word TAB tag, blank line between sentences): train
@@ -25,9 +25,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     common.add_common_args(parser, "wnut17", os.path.join("outputs", "sequence-labeling"), epochs=4,
-                           batch_size=32, lr=1e-4, max_len=128, head_lr=1e-3)
+                           batch_size=32, lr=2e-4, max_len=128, head_lr=1e-3)
     parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--crf", action="store_true", help="linear-chain CRF with Viterbi decoding")
+    parser.add_argument("--no-crf", dest="crf", action="store_false",
+                        help="per-word softmax instead of the linear-chain CRF (Viterbi decoding)")
     return parser.parse_args(argv)
 
 
@@ -37,13 +38,16 @@ def main(argv=None) -> dict:
     data_dir = common.find_wnut17(args.data_dir, os.path.dirname(os.path.abspath(__file__)))
     pretrained = common.pretrained_dir(args.pretrained)
     out = args.output_dir
+    if args.prepare_only:  # config.yaml reads the CoNLL files as they are: copy them
+        return common.finish_prepare_only(args, pretrained, common.copy_files(
+            data_dir, common.WNUT17_FILES.values(), common.data_out(args, __file__)))
     os.makedirs(out, exist_ok=True)
 
     import paddlepalm as palm
 
     common.seed_everything(args.seed)
     readers = common.wnut17_readers(data_dir, pretrained, args.max_len, args.batch_size, args.seed, args.limit,
-                                    os.path.join(out, "data"))
+                                    common.data_out(args, __file__))
     tags = readers["train"].label_vocab()
     backbone = palm.backbone.BERT.from_pretrained(pretrained)
     head = palm.head.SequenceLabel(len(tags), backbone.config.hidden_size, args.dropout, use_crf=args.crf,
