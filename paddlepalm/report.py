@@ -299,10 +299,15 @@ def plot_loss(runs: Sequence[RunLog], path: str, x_axis: str = "step") -> Option
         return None
     fig, axes = _figure(len(tasks), "training loss")
     for ax, task in zip(axes, tasks):
+        drawn: List[float] = []
         for k, r in enumerate(runs):  # one colour per run in every panel
             steps, values = r.series(task)
             if steps:
                 ax.plot(_x(r, task, steps, x_axis), values, label=r.name, linewidth=1.4, color="C%d" % k)
+                drawn += values
+        positive = [v for v in drawn if v > 0]
+        if positive and len(positive) == len(drawn) and max(positive) > 30 * min(positive):
+            ax.set_yscale("log")  # losses falling over orders of magnitude
         ax.set_title(task)
         ax.set_xlabel(_xlabel(x_axis))
         ax.set_ylabel("loss")
