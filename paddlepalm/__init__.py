@@ -4,9 +4,13 @@ Component layers (``reader``, ``backbone``, ``head``, ``optimizer``, ``lr_sched`
 single-task :class:`Trainer`; several trainers share one encoder in a :class:`MultiHeadTrainer`.
 Submodules are imported lazily so that ``from paddlepalm import downloader`` stays light.
 """
+from paddlepalm._env import configure_allocator as _configure_allocator
 from paddlepalm._env import configure_cpu_math as _configure_cpu_math
+from paddlepalm._env import configure_paddle_flags as _configure_paddle_flags
 
 _configure_cpu_math()  # must run before anything imports paddle
+_configure_paddle_flags()
+_configure_allocator()
 
 import warnings as _warnings  # noqa: E402
 
