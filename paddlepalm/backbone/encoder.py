@@ -11,6 +11,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from paddlepalm.backbone import fastpath
 from paddlepalm.backbone.config import EncoderConfig
 
 
@@ -53,7 +54,7 @@ class Embeddings(nn.Layer):
             nn.Embedding(config.task_type_vocab_size, config.hidden_size, weight_attr=init)
             if config.use_task_type else None)
         self.layer_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = fastpath.Dropout(config.hidden_dropout_prob)
         self.pad_token_id = config.pad_token_id
         self.position_offset = config.position_offset
 
@@ -85,11 +86,11 @@ class SelfAttention(nn.Layer):
         hidden, init = config.hidden_size, _normal(config.initializer_range)
         self.num_heads = config.num_attention_heads
         self.head_dim = config.head_dim
-        self.q_proj = nn.Linear(hidden, hidden, weight_attr=init)
-        self.k_proj = nn.Linear(hidden, hidden, weight_attr=init)
-        self.v_proj = nn.Linear(hidden, hidden, weight_attr=init)
-        self.out_proj = nn.Linear(hidden, hidden, weight_attr=init)
-        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        self.q_proj = fastpath.Linear(hidden, hidden, weight_attr=init)
+        self.k_proj = fastpath.Linear(hidden, hidden, weight_attr=init)
+        self.v_proj = fastpath.Linear(hidden, hidden, weight_attr=init)
+        self.out_proj = fastpath.Linear(hidden, hidden, weight_attr=init)
+        self.dropout = fastpath.Dropout(config.attention_probs_dropout_prob)
 
     def _split_heads(self, x):
         b, l = x.shape[0], x.shape[1]
@@ -99,7 +100,11 @@ class SelfAttention(nn.Layer):
         q = self._split_heads(self.q_proj(x))
         k = self._split_heads(self.k_proj(x))
         v = self._split_heads(self.v_proj(x))
-        scores = paddle.matmul(q, k, transpose_y=True) * (1.0 / math.sqrt(self.head_dim))
+        scale = 1.0 / math.sqrt(self.head_dim)
+        if x.shape[1] > self.head_dim:  # scale the smaller of q [B, h, L, d] and the scores [B, h, L, L]
+            scores = paddle.matmul(q * scale, k, transpose_y=True)
+        else:
+            scores = paddle.matmul(q, k, transpose_y=True) * scale
         if additive_mask is not None:
             scores = scores + additive_mask
         weights = F.softmax(scores, axis=-1)
@@ -115,16 +120,16 @@ class TransformerLayer(nn.Layer):
         init = _normal(config.initializer_range)
         self.self_attn = SelfAttention(config)
         self.norm1 = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
-        self.linear1 = nn.Linear(config.hidden_size, config.intermediate_size, weight_attr=init)
-        self.linear2 = nn.Linear(config.intermediate_size, config.hidden_size, weight_attr=init)
+        self.linear1 = fastpath.Linear(config.hidden_size, config.intermediate_size, weight_attr=init)
+        self.linear2 = fastpath.Linear(config.intermediate_size, config.hidden_size, weight_attr=init)
         self.norm2 = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = fastpath.Dropout(config.hidden_dropout_prob)
         self.activation = _activation(config.hidden_act)
 
     def forward(self, x, additive_mask, need_weights: bool = False):
         attn, weights = self.self_attn(x, additive_mask, need_weights)
         x = self.norm1(x + self.dropout(attn))
-        ffn = self.linear2(self.dropout(self.activation(self.linear1(x))))
+        ffn = self.linear2(self.activation(self.linear1(x)))  # no dropout here, as in BERT / HF / PaddleNLP
         return self.norm2(x + self.dropout(ffn)), weights
 
 
@@ -137,8 +142,8 @@ class TransformerStack(nn.Layer):
 class Pooler(nn.Layer):
     def __init__(self, config: EncoderConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size,
-                               weight_attr=_normal(config.initializer_range))
+        self.dense = fastpath.Linear(config.hidden_size, config.hidden_size,
+                                     weight_attr=_normal(config.initializer_range))
 
     def forward(self, sequence_output):
         return paddle.tanh(self.dense(sequence_output[:, 0]))
@@ -169,6 +174,10 @@ class Encoder(nn.Layer):
             # [B, L] of 1 (keep) / 0 (pad) -> [B, 1, 1, L] additive mask in the activations' dtype
             keep = attention_mask.astype(x.dtype).unsqueeze([1, 2])
             additive_mask = (1.0 - keep) * -1e4
+            if paddle.in_dynamic_mode() and x.place.is_cpu_place():
+                # Paddle's CPU add is ~8x slower when it broadcasts: expand once, not in every layer
+                b, l = input_ids.shape[0], input_ids.shape[1]
+                additive_mask = additive_mask.expand([b, self.config.num_attention_heads, l, l])
         hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
         for layer in self.encoder.layers:
