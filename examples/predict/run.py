@@ -20,8 +20,6 @@ import json
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import _common as common  # noqa: E402
 
@@ -58,22 +56,19 @@ def export_saved_model(model, path: str) -> str:
 
 
 def predict_exported(export_dir: str, model, task: str, texts, batch_size: int = 32):
-    """Labels from the exported program: the task's reader makes the batches, Predictor runs them."""
+    """Labels from the exported program. The task's reader makes the batches, ``Predictor`` runs
+    the network, and the task's head turns the outputs into labels -- for a CRF head that is
+    Viterbi decoding with the saved transition scores (the program outputs the emissions)."""
     from paddlepalm.export import Predictor
 
     predictor = Predictor(export_dir, task)
-    names = predictor.spec["label_vocab"]
+    head = model.heads[task]
     reader = model.readers[task].clone("predict")
     reader.load_examples(reader.make_examples(texts), batch_size)
-    labels = []
+    records = []
     for batch in reader.iterator(num_epochs=1):
-        outputs = predictor.run(batch)
-        if "num_words" in batch:  # sequence labelling: one tag per word
-            best = outputs["logits"].argmax(-1)
-            labels += [[names[i] for i in row[:n]] for row, n in zip(best, batch["num_words"])]
-        else:
-            labels += [names[i] for i in outputs["probs"].argmax(-1)]
-    return labels
+        records += head.batch_postprocess(predictor.run(batch), batch)
+    return [row.get("label_name", row.get("labels")) for row in head.predictions(records, reader)]
 
 
 def main(argv=None) -> list:
@@ -113,7 +108,7 @@ def main(argv=None) -> list:
         for task in model.tasks:
             exported = predict_exported(export_dir, model, task, texts)
             python = [row[task] for row in results]
-            agree = int(np.sum([a == b for a, b in zip(exported, python)]))
+            agree = sum(a == b for a, b in zip(exported, python))
             same = same and agree == len(texts)
             print("exported %-7s Predictor agrees with palm.load on %d/%d texts" % (task, agree, len(texts)))
         watch.lap("exported_predict")
