@@ -91,10 +91,12 @@ def main(argv=None) -> list:
             else:
                 row[task] = prediction["labels"]
     watch.lap("predict")
-    for row in results:
-        slots = " ".join("%s/%s" % wl for wl in zip(row["text"].split(), row.get("slot", []))
-                         if wl[1] != "O") if "slot" in row else ""
-        print("%-58s %-22s %s" % (row["text"][:58], row.get("intent", ""), slots))
+    for row in results:  # classes first, then the words not tagged 'O'
+        tasks = sorted(model.tasks, key=lambda t: not isinstance(row[t], str))
+        cells = [row[t] if isinstance(row[t], str) else
+                 " ".join("%s/%s" % wt for wt in zip(row["text"].split(), row[t]) if wt[1] != "O")
+                 for t in tasks]
+        print("%-44s %s" % (row["text"][:44], "  ".join("%-20s" % c for c in cells)))
     os.makedirs(args.output_dir, exist_ok=True)
     with open(os.path.join(args.output_dir, "predictions.jsonl"), "w", encoding="utf-8") as f:
         for row in results:
