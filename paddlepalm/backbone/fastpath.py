@@ -10,8 +10,8 @@ CPU kernels far off their memory-bound cost:
   probabilities [32, 12, 128, 128], against ~20 ms for a mask drawn with numpy's PCG64.
 
 The classes here subclass ``paddle.nn.Linear`` / ``paddle.nn.Dropout`` (same parameters, same
-names, same checkpoints) and switch to the fast path only when training in dygraph on CPU in
-float32; everywhere else (eval, export/``to_static``, GPU, AMP) they run the stock forward.
+names, same checkpoints) and switch to the fast path only in dygraph on CPU in float32 (Dropout:
+when training); everywhere else (export/``to_static``, GPU, AMP) they run the stock forward.
 Dropout masks come from a numpy generator seeded per call from Paddle's own generator, so
 ``paddle.seed`` keeps runs reproducible.
 """
@@ -56,13 +56,25 @@ class _LinearFunction(PyLayer):
         return dx, dw, db
 
 
+def _needs_grad(*tensors) -> bool:
+    return paddle.is_grad_enabled() and any(t is not None and not t.stop_gradient for t in tensors)
+
+
 class Linear(nn.Linear):
-    """``paddle.nn.Linear`` with a fast bias gradient when training on CPU in float32."""
+    """``paddle.nn.Linear`` with a fast bias gradient, and the bias fused into the GEMM (``addmm``,
+    ~13% faster than ``F.linear``'s matmul + add at [4096, 384] x [384, 1536]), on CPU float32."""
 
     def forward(self, input):
-        if cpu_fp32_training(self, input) and self.weight.dtype == paddle.float32:
+        if not (paddle.in_dynamic_mode() and input.dtype == paddle.float32 and self.weight.dtype == paddle.float32
+                and input.place.is_cpu_place()):
+            return super().forward(input)
+        if _needs_grad(input, self.weight, self.bias):
             return _LinearFunction.apply(input, self.weight, self.bias)
-        return super().forward(input)
+        if self.bias is None:
+            return super().forward(input)
+        k, n = self.weight.shape
+        out = paddle.addmm(self.bias, input.reshape([-1, k]), self.weight)
+        return out.reshape(list(input.shape[:-1]) + [n])
 
 
 def _paddle_seed() -> int:
@@ -75,6 +87,8 @@ class Dropout(nn.Dropout):
     """``paddle.nn.Dropout`` ('upscale_in_train', no axis) with masks drawn by numpy on CPU."""
 
     def forward(self, input):
+        if not self.training and self.mode == "upscale_in_train" and paddle.in_dynamic_mode():
+            return input  # identity at inference (F.dropout would still run a copy kernel)
         p = float(self.p) if not isinstance(self.p, paddle.Tensor) else None
         if (p is None or not 0.0 < p < 1.0 or self.axis is not None or self.mode != "upscale_in_train"
                 or self.inplace or not cpu_fp32_training(self, input)):
