@@ -155,6 +155,7 @@ def train(cfg):
     return {"side": "hf", "import_s": t_import, "tokenize_s": t_tokenize, "load_s": t_load, "train_s": t_train,
             "eval_s": t_eval, "e2e_s": e2e, "steps": total, "train_examples": int(sum(len(b) for b in plan)),
             "train_tokens": int(tokens), "accuracy": accuracy, "peak_rss_mb": common.peak_rss_mb(),
+            "loadavg_end": os.getloadavg()[0],
             "versions": _versions()}
 
 

@@ -84,7 +84,7 @@ def paddle_side(cfg):
             "train_s": t_train, "eval_s": t_eval, "e2e_s": e2e, "steps": summary["steps"],
             "train_examples": counted["examples"], "train_tokens": counted["tokens"],
             "accuracy": float(metrics["accuracy"]), "peak_rss_mb": common.peak_rss_mb(),
-            "versions": {"paddle": paddle.__version__, "paddlepalm": palm.__version__,
+            "loadavg_end": os.getloadavg()[0], "versions": {"paddle": paddle.__version__, "paddlepalm": palm.__version__,
                          "MKL_DEBUG_CPU_TYPE": os.environ.get("MKL_DEBUG_CPU_TYPE", "")}}
 
 
@@ -186,9 +186,9 @@ def main(argv=None):
             r = common.run_worker(commands[side], env=common.thread_env(threads))
             r["rep"] = rep
             runs.append(r)
-            print("  rep %d %-10s e2e %6.1f s  train %6.1f s  %6.1f ex/s  acc %.4f  peak RSS %5.0f MB"
+            print("  rep %d %-10s e2e %6.1f s  train %6.1f s  %6.1f ex/s  acc %.4f  peak RSS %5.0f MB  load %.1f"
                   % (rep, side, r["e2e_s"], r["train_s"], r["train_examples"] / r["train_s"], r["accuracy"],
-                     r["peak_rss_mb"]), flush=True)
+                     r["peak_rss_mb"], r.get("loadavg_end", float("nan"))), flush=True)
     report(runs, sides, args, cfg, work)
 
 
