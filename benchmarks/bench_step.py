@@ -59,7 +59,6 @@ def paddle_steps(args, shapes):
 
     import paddlepalm as palm  # first: MKL_DEBUG_CPU_TYPE on AMD before paddle loads
     import paddle
-    from paddlepalm.forward import run_task, to_tensors
 
     paddle.seed(0)
     backbone = palm.backbone.BERT.from_pretrained(args.model_dir, hidden_dropout_prob=args.dropout,
