@@ -11,8 +11,8 @@ global-norm clipping, AdamW update, clear gradients (``MultiHeadTrainer.train_on
 ``_optimizer_step``). Model FLOPs per step = 3 x forward FLOPs (GEMMs and attention products; the
 backward pass costs twice the forward). The GEMM peak is the best fp32 ``paddle.matmul`` rate over
 a few square sizes and the model's own GEMM shapes, measured before and after the steps; the
-fraction uses the larger. The HF side (``--with-hf``) runs under ``--hf-python``; torch is never
-imported here.
+fraction uses the larger. The HF side (``--with-hf``) runs under ``--hf-python`` in its own process,
+alternating with the paddle side over ``--repeats`` rounds; torch is never imported here.
 """
 import argparse
 import json
@@ -54,49 +54,51 @@ def gemm_peak(paddle, sizes, repeats: int = 7):
     return out
 
 
-def paddle_steps(args, shapes):
-    import numpy as np
+class PaddleSide:
+    """MiniLM-L6 + Classify head + AdamW, driven through the trainer's own step functions."""
 
-    import paddlepalm as palm  # first: MKL_DEBUG_CPU_TYPE on AMD before paddle loads
-    import paddle
+    def __init__(self, args, shapes):
+        import paddlepalm as palm  # first: MKL_DEBUG_CPU_TYPE on AMD before paddle loads
+        import paddle
 
-    paddle.seed(0)
-    backbone = palm.backbone.BERT.from_pretrained(args.model_dir, hidden_dropout_prob=args.dropout,
-                                                  attention_probs_dropout_prob=args.dropout)
-    head = palm.head.Classify(7, backbone.config.hidden_size, dropout_prob=args.dropout)
-    trainer = palm.Trainer("cls")
-    trainer.build_forward(backbone, head)
-    engine = trainer._solo_engine()
-    opt = palm.optimizer.AdamW(lr=5e-5, weight_decay=0.01, grad_clip=1.0)
-    engine.optimizer_spec = opt
-    engine.optimizer = opt.build(engine.named_parameters(), backbone.config.num_hidden_layers, 10 ** 6)
-    cfg = backbone.config
-    h, i = cfg.hidden_size, cfg.intermediate_size
-    gemm_sizes = [(1024, 1024, 1024), (2048, 2048, 2048)]
-    for b, length in shapes:
-        gemm_sizes += [(b * length, h, i), (b * length, i, h)]
-    peak_before = gemm_peak(paddle, gemm_sizes)
-    results = {}
-    for b, length in shapes:
-        rng = np.random.default_rng(0)
-        batch = {"input_ids": rng.integers(1000, 20000, (b, length)).astype(np.int64),
-                 "token_type_ids": np.zeros((b, length), np.int64),
-                 "attention_mask": np.ones((b, length), np.int64),
-                 "label": rng.integers(0, 7, (b,)).astype(np.int64)}
-        times = []
-        for k in range(args.warmup_steps + args.steps):
-            t = time.perf_counter()
-            outputs, _ = engine.train_one_step(batch, 0)
-            engine._optimizer_step()
-            float(outputs["loss"])  # one sync per step, so the timing covers the work
-            if k >= args.warmup_steps:
-                times.append(time.perf_counter() - t)
-        results["%dx%d" % (b, length)] = times
-    peak_after = gemm_peak(paddle, gemm_sizes)
-    peak = {k: max(peak_before[k], peak_after[k]) for k in peak_before}
-    return {"step_times": results, "gemm_gflops": peak, "gemm_before": peak_before, "gemm_after": peak_after,
-            "flops": {"%dx%d" % s: forward_flops(cfg, *s) * 3 for s in shapes},
-            "versions": {"paddle": paddle.__version__}, "peak_rss_mb": common.peak_rss_mb()}
+        self.paddle = paddle
+        paddle.seed(0)
+        backbone = palm.backbone.BERT.from_pretrained(args.model_dir, hidden_dropout_prob=args.dropout,
+                                                      attention_probs_dropout_prob=args.dropout)
+        head = palm.head.Classify(7, backbone.config.hidden_size, dropout_prob=args.dropout)
+        trainer = palm.Trainer("cls")
+        trainer.build_forward(backbone, head)
+        self.engine = trainer._solo_engine()
+        opt = palm.optimizer.AdamW(lr=5e-5, weight_decay=0.01, grad_clip=1.0)
+        self.engine.optimizer_spec = opt
+        self.engine.optimizer = opt.build(self.engine.named_parameters(), backbone.config.num_hidden_layers, 10 ** 6)
+        self.cfg = cfg = backbone.config
+        self.gemm_sizes = [(1024, 1024, 1024), (2048, 2048, 2048)]
+        for b, length in shapes:
+            self.gemm_sizes += [(b * length, cfg.hidden_size, cfg.intermediate_size),
+                                (b * length, cfg.intermediate_size, cfg.hidden_size)]
+        self.flops = {"%dx%d" % s: forward_flops(cfg, *s) * 3 for s in shapes}
+
+    def steps(self, args, shapes):
+        import numpy as np
+
+        results = {}
+        for b, length in shapes:
+            rng = np.random.default_rng(0)
+            batch = {"input_ids": rng.integers(1000, 20000, (b, length)).astype(np.int64),
+                     "token_type_ids": np.zeros((b, length), np.int64),
+                     "attention_mask": np.ones((b, length), np.int64),
+                     "label": rng.integers(0, 7, (b,)).astype(np.int64)}
+            times = []
+            for k in range(args.warmup_steps + args.steps):
+                t = time.perf_counter()
+                outputs, _ = self.engine.train_one_step(batch, 0)
+                self.engine._optimizer_step()
+                float(outputs["loss"])  # one sync per step, so the timing covers the work
+                if k >= args.warmup_steps:
+                    times.append(time.perf_counter() - t)
+            results["%dx%d" % (b, length)] = times
+        return results
 
 
 def parse_shapes(text):
@@ -118,23 +120,44 @@ def main(argv=None):
     p.add_argument("--with-hf", action="store_true", help="also time HF transformers + PyTorch (subprocess)")
     p.add_argument("--hf-python", default=None, help=common.HF_PYTHON_HELP)
     p.add_argument("--threads", type=int, default=None,
-                   help="OMP/MKL threads for the HF side (the paddle side uses paddlepalm's setting)")
+                   help="OMP/MKL threads for both sides (default: each library's own default)")
+    p.add_argument("--repeats", type=int, default=2, help="alternating rounds (paddle, HF / HF, paddle)")
     args = p.parse_args(argv)
     args.model_dir = args.model_dir or common.minilm_dir()
     shapes = parse_shapes(args.shapes)
     print("machine: %s" % common.machine_description(), flush=True)
-    res = paddle_steps(args, shapes)
-    peak = max(res["gemm_gflops"].values())
-    hf = None
+    if args.threads:  # before paddle loads, for both sides
+        os.environ.update(common.thread_env(args.threads))
+    side = PaddleSide(args, shapes)
+    peak_before = gemm_peak(side.paddle, side.gemm_sizes)
+    hf_cmd = None
     if args.with_hf:
         work = tempfile.mkdtemp(prefix="bench_step_")
         cfg_path = os.path.join(work, "config.json")
         with open(cfg_path, "w", encoding="utf-8") as f:
             json.dump({"model_dir": args.model_dir, "shapes": shapes, "steps": args.steps, "dropout": args.dropout,
                        "warmup_steps": args.warmup_steps, "threads": args.threads}, f)
-        env = common.thread_env(args.threads) if args.threads else {}
-        hf = common.run_worker([args.hf_python or common.default_hf_python(), common.HF_WORKER, "step", cfg_path],
-                               env=env)
+        hf_cmd = [args.hf_python or common.default_hf_python(), common.HF_WORKER, "step", cfg_path]
+    times = {"%dx%d" % s: [] for s in shapes}
+    hf_times = {"%dx%d" % s: [] for s in shapes}
+    hf = None
+    for rep in range(args.repeats):  # alternate P,H / H,P
+        order = ["paddle", "hf"] if rep % 2 == 0 else ["hf", "paddle"]
+        for who in order:
+            if who == "paddle":
+                for k, v in side.steps(args, shapes).items():
+                    times[k] += v
+            elif hf_cmd:
+                hf = common.run_worker(hf_cmd, env=common.thread_env(args.threads) if args.threads else {})
+                for k, v in hf["step_times"].items():
+                    hf_times[k] += v
+        print("rep %d done" % rep, flush=True)
+    peak_after = gemm_peak(side.paddle, side.gemm_sizes)
+    res = {"step_times": times, "gemm_gflops": {k: max(peak_before[k], peak_after[k]) for k in peak_before},
+           "flops": side.flops, "versions": {"paddle": side.paddle.__version__}}
+    if hf:
+        hf["step_times"] = hf_times
+    peak = max(res["gemm_gflops"].values())
     print()
     print("GEMM peak (fp32 paddle.matmul, best of before/after, GFLOP/s): "
           + ", ".join("%s %.0f" % kv for kv in res["gemm_gflops"].items()))
