@@ -17,6 +17,13 @@ TINY_WORDS = [
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
+def write_file(path, content, mode: str = "w") -> str:
+    """Write text (utf-8) or bytes (mode 'wb') to ``path``; returns it as a string."""
+    with open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+        f.write(content)
+    return str(path)
+
+
 def write_vocab(dst_dir: str, words=None) -> str:
     os.makedirs(dst_dir, exist_ok=True)
     path = os.path.join(dst_dir, "vocab.txt")

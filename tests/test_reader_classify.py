@@ -6,7 +6,7 @@ import pytest
 
 import paddlepalm as palm
 from paddlepalm.errors import DataError
-from tests.helpers import overfit, predict_all, tiny_model, write_vocab
+from tests.helpers import overfit, predict_all, tiny_model, write_file, write_vocab
 
 
 @pytest.fixture
@@ -14,18 +14,12 @@ def vocab(tmp_path):
     return write_vocab(str(tmp_path / "vocab"))
 
 
-def _write(path, text, mode="w"):
-    with open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-        f.write(text)
-    return str(path)
-
-
 ROWS = [("0", "play jazz music"), ("1", "what is the weather in paris"), ("2", "book a table for two"),
         ("0", "play rock songs"), ("1", "will it rain tomorrow"), ("2", "book the restaurant")]
 
 
 def test_palm_tsv_learns_and_round_trips(tmp_path, vocab):
-    path = _write(tmp_path / "train.tsv", "label\ttext_a\n" + "".join("%s\t%s\n" % r for r in ROWS))
+    path = write_file(tmp_path / "train.tsv", "label\ttext_a\n" + "".join("%s\t%s\n" % r for r in ROWS))
     reader = palm.reader.ClassifyReader(vocab, 16, seed=1)
     reader.load_data(path, batch_size=6, num_epochs=1)
     assert reader.num_examples == 6 and reader.steps_per_epoch == 1
@@ -45,12 +39,12 @@ def test_palm_tsv_learns_and_round_trips(tmp_path, vocab):
 
 
 def test_label_names_csv_and_jsonl(tmp_path, vocab):
-    csv_path = _write(tmp_path / "t.csv", "intent,utterance\nmusic,\"play jazz, now\"\nweather,rain\n")
+    csv_path = write_file(tmp_path / "t.csv", "intent,utterance\nmusic,\"play jazz, now\"\nweather,rain\n")
     reader = palm.reader.ClassifyReader(vocab, 16, fields={"label": "intent", "text_a": "utterance"})
     reader.load_data(csv_path, batch_size=2, file_format="csv")
     assert reader.label_vocab() == ["music", "weather"]
     assert [f["label"] for f in reader.features] == [0, 1]
-    jl = _write(tmp_path / "t.jsonl", '{"label": "b", "text_a": "hello"}\n{"label": "a", "text_a": "world"}\n')
+    jl = write_file(tmp_path / "t.jsonl", '{"label": "b", "text_a": "hello"}\n{"label": "a", "text_a": "world"}\n')
     reader = palm.reader.ClassifyReader(vocab, 16, label_map=["a", "b"])
     reader.load_data(jl, batch_size=2, file_format="jsonl")
     assert [f["label"] for f in reader.features] == [1, 0]
@@ -58,7 +52,7 @@ def test_label_names_csv_and_jsonl(tmp_path, vocab):
 
 def test_dynamic_padding_and_buckets(tmp_path, vocab):
     rows = ["0\t" + " ".join(["play"] * n) for n in [1, 9, 2, 8, 3, 7, 4, 6]]
-    path = _write(tmp_path / "t.tsv", "label\ttext_a\n" + "\n".join(rows) + "\n")
+    path = write_file(tmp_path / "t.tsv", "label\ttext_a\n" + "\n".join(rows) + "\n")
     reader = palm.reader.ClassifyReader(vocab, 64, seed=3, bucket_by_length=True)
     reader.load_data(path, batch_size=2, num_epochs=1)
     batches = list(reader)
@@ -73,7 +67,7 @@ def test_dynamic_padding_and_buckets(tmp_path, vocab):
 
 
 def test_tokenization_happens_once(tmp_path, vocab, monkeypatch):
-    path = _write(tmp_path / "t.tsv", "label\ttext_a\n" + "".join("%s\t%s\n" % r for r in ROWS))
+    path = write_file(tmp_path / "t.tsv", "label\ttext_a\n" + "".join("%s\t%s\n" % r for r in ROWS))
     reader = palm.reader.ClassifyReader(vocab, 16, seed=0)
     calls = []
     original = reader.tokenizer.encode_batch
@@ -90,7 +84,7 @@ def test_tokenization_happens_once(tmp_path, vocab, monkeypatch):
     ("text\n0\n", "missing column(s) label, text_a", 1),
 ])
 def test_bad_input_names_file_and_line(tmp_path, vocab, content, message, line):
-    path = _write(tmp_path / "bad.tsv", content)
+    path = write_file(tmp_path / "bad.tsv", content)
     with pytest.raises(DataError) as err:
         palm.reader.ClassifyReader(vocab, 16).load_data(path, batch_size=2)
     assert message in str(err.value) and "bad.tsv" in str(err.value)
@@ -98,16 +92,16 @@ def test_bad_input_names_file_and_line(tmp_path, vocab, content, message, line):
 
 
 def test_non_utf8_and_unknown_label(tmp_path, vocab):
-    path = _write(tmp_path / "latin.tsv", "label\ttext_a\n0\tcaf\xe9\n".encode("latin-1"), "wb")
+    path = write_file(tmp_path / "latin.tsv", "label\ttext_a\n0\tcaf\xe9\n".encode("latin-1"), "wb")
     with pytest.raises(DataError, match=r"latin\.tsv, line 2: not valid UTF-8"):
         palm.reader.ClassifyReader(vocab, 16).load_data(path, batch_size=2)
-    path = _write(tmp_path / "t.tsv", "label\ttext_a\nmusic\tplay\nsport\tgo\n")
+    path = write_file(tmp_path / "t.tsv", "label\ttext_a\nmusic\tplay\nsport\tgo\n")
     with pytest.raises(DataError, match=r"t\.tsv, line 3, field 'label': unknown label 'sport'"):
         palm.reader.ClassifyReader(vocab, 16, label_map=["music"]).load_data(path, batch_size=2)
 
 
 def test_multi_label(tmp_path, vocab):
-    path = _write(tmp_path / "t.tsv", "label\ttext_a\nmusic,jazz\tplay jazz\nweather\train\njazz\tjazz\n")
+    path = write_file(tmp_path / "t.tsv", "label\ttext_a\nmusic,jazz\tplay jazz\nweather\train\njazz\tjazz\n")
     reader = palm.reader.ClassifyReader(vocab, 16, multi_label=True, seed=0)
     reader.load_data(path, batch_size=3, num_epochs=1)
     assert reader.label_vocab() == ["jazz", "music", "weather"]
@@ -132,7 +126,7 @@ class KeywordReader(palm.reader.Reader):
 
 
 def test_custom_reader_subclass_trains(tmp_path, vocab):
-    path = _write(tmp_path / "c.jsonl", "".join(json.dumps({"sentence": s}) + "\n" for _, s in ROWS))
+    path = write_file(tmp_path / "c.jsonl", "".join(json.dumps({"sentence": s}) + "\n" for _, s in ROWS))
     reader = KeywordReader(vocab, 16, seed=0).load_data(path, batch_size=6, file_format="jsonl")
     assert reader.num_examples == 6
     backbone = tiny_model("bert")

@@ -11,7 +11,7 @@ from paddlepalm.errors import DataError
 from paddlepalm.head.crf import LinearChainCRF, viterbi_decode
 from paddlepalm.head.sequence_label import sequence_metrics
 from tests.conftest import data_root
-from tests.helpers import overfit, predict_all, tiny_model, write_vocab
+from tests.helpers import overfit, predict_all, tiny_model, write_file, write_vocab
 
 SEP = "\x02"
 SENTENCES = [
@@ -29,15 +29,9 @@ def vocab(tmp_path):
     return write_vocab(str(tmp_path / "vocab"))
 
 
-def _write(path, text, mode="w"):
-    with open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-        f.write(text)
-    return str(path)
-
-
 def _palm_tsv(tmp_path, rows=SENTENCES, name="train.tsv"):
     lines = ["text_a\tlabel"] + [SEP.join(w.split()) + "\t" + SEP.join(t.split()) for w, t in rows]
-    return _write(tmp_path / name, "\n".join(lines) + "\n")
+    return write_file(tmp_path / name, "\n".join(lines) + "\n")
 
 
 def _conll(rows):
@@ -127,7 +121,7 @@ def test_prediction_without_labels_pads_truncated_words(tmp_path, vocab):
     backbone = tiny_model("bert")
     head = palm.head.SequenceLabel(reader.num_classes, 32)
     overfit(reader, head, backbone, steps=40)
-    text = _write(tmp_path / "pred.tsv", "text_a\n" + SEP.join("play jazz by rock stars".split()) + "\n")
+    text = write_file(tmp_path / "pred.tsv", "text_a\n" + SEP.join("play jazz by rock stars".split()) + "\n")
     short = palm.reader.SequenceLabelReader(vocab, 5, label_map_config=reader.label_map.to_dict(),
                                             phase="predict").load_data(text, batch_size=2)
     assert short.features[0]["num_words"] == 3 and "word_labels" not in short.features[0]
@@ -138,21 +132,21 @@ def test_prediction_without_labels_pads_truncated_words(tmp_path, vocab):
 
 
 def test_space_separated_tsv_and_label_map_file(tmp_path, vocab):
-    path = _write(tmp_path / "t.tsv", "label\ttext_a\nB-x O\tjazz rock\n")
-    label_map = _write(tmp_path / "map.json", json.dumps({"B-x": 0, "O": 1}))
+    path = write_file(tmp_path / "t.tsv", "label\ttext_a\nB-x O\tjazz rock\n")
+    label_map = write_file(tmp_path / "map.json", json.dumps({"B-x": 0, "O": 1}))
     reader = palm.reader.SequenceLabelReader(vocab, 16, label_map, token_sep=" ").load_data(path, 1)
     assert reader.features[0]["word_labels"] == [0, 1] and reader.label_vocab() == ["B-x", "O"]
 
 
 def test_conll_file(tmp_path, vocab):
-    path = _write(tmp_path / "small.conll", _conll(SENTENCES[:2]) + "\n\n")
+    path = write_file(tmp_path / "small.conll", _conll(SENTENCES[:2]) + "\n\n")
     reader = palm.reader.SequenceLabelReader(vocab, 32).load_data(path, batch_size=2)
     assert [e["words"] for e in reader.examples] == [s.split() for s, _ in SENTENCES[:2]]
     assert [e["_line"] for e in reader.examples] == [3, 9]
-    spaced = _write(tmp_path / "spaced.txt", "jazz O\nparis B-city\n\nrock O\n")
+    spaced = write_file(tmp_path / "spaced.txt", "jazz O\nparis B-city\n\nrock O\n")
     reader = palm.reader.SequenceLabelReader(vocab, 32).load_data(spaced, 2, file_format="conll")
     assert [e["tags"] for e in reader.examples] == [["O", "B-city"], ["O"]]
-    words_only = _write(tmp_path / "words.conll", "jazz\nparis\n")
+    words_only = write_file(tmp_path / "words.conll", "jazz\nparis\n")
     pred = palm.reader.SequenceLabelReader(vocab, 32, label_map_config=["O"], phase="predict")
     assert pred.load_data(words_only, 1).features[0]["words"] == ["jazz", "paris"]
 
@@ -180,7 +174,7 @@ def test_real_wnut17(vocab):
     ("empty.tsv", "", "empty file", None),
 ])
 def test_bad_input_names_file_and_line(tmp_path, vocab, name, content, message, line):
-    path = _write(tmp_path / name, content)
+    path = write_file(tmp_path / name, content)
     reader = palm.reader.SequenceLabelReader(vocab, 16, label_map_config=["O"])
     with pytest.raises(DataError) as err:
         reader.load_data(path, batch_size=2)
@@ -189,11 +183,11 @@ def test_bad_input_names_file_and_line(tmp_path, vocab, name, content, message, 
 
 
 def test_non_utf8_and_unknown_label_option(tmp_path, vocab):
-    path = _write(tmp_path / "latin.conll", "jazz\tO\ncaf\xe9\tO\n".encode("latin-1"), "wb")
+    path = write_file(tmp_path / "latin.conll", "jazz\tO\ncaf\xe9\tO\n".encode("latin-1"), "wb")
     with pytest.raises(DataError, match=r"latin\.conll, line 2: not valid UTF-8") as err:
         palm.reader.SequenceLabelReader(vocab, 16).load_data(path, batch_size=2)
     assert err.value.line == 2
-    path = _write(tmp_path / "t.tsv", "text_a\tlabel\njazz\x02paris\tO\x02B-city\n")
+    path = write_file(tmp_path / "t.tsv", "text_a\tlabel\njazz\x02paris\tO\x02B-city\n")
     reader = palm.reader.SequenceLabelReader(vocab, 16, ["O"], unknown_label="O").load_data(path, 1)
     assert reader.features[0]["word_labels"] == [0, 0]
     assert reader.features[0]["tags"] == ["O", "B-city"]  # metrics use the gold tags as written
