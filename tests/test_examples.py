@@ -125,19 +125,21 @@ def test_example_smoke(name, args, dataset, cache_dir, tmp_path):
 @pytest.mark.parametrize("name,dataset", [("multi-task", "snips"), ("classification", "snips"),
                                           ("sequence-labeling", "wnut17"), ("mrc", "xquad"),
                                           ("multi-task-aux-mlm", "wnut17")])
-def test_config_validates_after_prepare_only(name, dataset, cache_dir, tmp_path):
+def test_config_validates_after_prepare_only(name, dataset, cache_dir, tmp_path, monkeypatch, capsys):
     """``run.py --prepare-only`` writes what config.yaml reads; `paddlepalm check` accepts it."""
+    import runpy
+
     pytest.importorskip("paddlepalm.config")
+    from paddlepalm import cli
+
     _need(dataset)
     copy = tmp_path / name
     shutil.copytree(os.path.join(EXAMPLES, name), copy, ignore=shutil.ignore_patterns("data", "__pycache__"))
-    shutil.copyfile(os.path.join(EXAMPLES, "_common.py"), tmp_path / "_common.py")
-    env = dict(os.environ, PADDLEPALM_CACHE=cache_dir, PADDLEPALM_DATA=data_root())
-    subprocess.run([sys.executable, str(copy / "run.py"), "--prepare-only", "--limit", "20"], cwd=ROOT, env=env,
-                   check=True, capture_output=True, text=True, timeout=300)
-    check = subprocess.run([sys.executable, "-m", "paddlepalm", "check", str(copy / "config.yaml")], cwd=ROOT,
-                           env=env, capture_output=True, text=True, timeout=300)
-    assert check.returncode == 0, check.stdout + check.stderr
+    monkeypatch.setenv("PADDLEPALM_CACHE", cache_dir)
+    monkeypatch.setenv("PADDLEPALM_DATA", data_root())
+    runpy.run_path(str(copy / "run.py"), run_name="example_" + name.replace("-", "_"))["main"](
+        ["--prepare-only", "--limit", "20"])
+    assert cli.main(["check", str(copy / "config.yaml")]) == 0, capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- data discovery and download
