@@ -29,7 +29,7 @@ HOW_TO_GET = ("Get xquad.en.json from https://github.com/google-deepmind/xquad a
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    common.add_common_args(parser, "xquad", os.path.join("outputs", "mrc"), epochs=2, batch_size=16,
+    common.add_common_args(parser, "xquad", os.path.join("outputs", "mrc"), epochs=4, batch_size=16,
                            lr=2e-4, max_len=256, head_lr=1e-3)
     parser.add_argument("--max-query-len", type=int, default=48)
     parser.add_argument("--doc-stride", type=int, default=128)
