@@ -6,7 +6,7 @@
 
 XQuAD is an evaluation set (240 paragraphs from 48 Wikipedia articles, 1,190 questions, SQuAD
 v1.1 format). Here its last ``--held-out`` articles (default 10) are set aside for evaluation and
-the model is fine-tuned on the ~950 questions of the other 38 -- about 1% of SQuAD's training
+the model is fine-tuned on the 970 questions of the other 38 -- about 1% of SQuAD's training
 set, so expect scores far below SQuAD-trained models: the example shows the MRC reader (document
 windows with a stride, offset-exact answers) and head (n-best span decoding), not a benchmark.
 Splitting by article keeps every held-out paragraph unseen. Outputs: ``results.json`` (EM and F1
