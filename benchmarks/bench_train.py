@@ -132,8 +132,7 @@ def parse_args(argv=None):
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-bucket", action="store_true", help="no length bucketing (both sides)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="OMP/MKL threads for both sides (default: physical cores)")
+    p.add_argument("--threads", type=int, default=None, help=common.THREADS_HELP)
     p.add_argument("--print-steps", type=int, default=0)
     p.add_argument("--json", default=None, help="also write all results to this JSON file")
     p.add_argument("--worker", choices=["paddle"], help=argparse.SUPPRESS)
@@ -149,7 +148,7 @@ def main(argv=None):
         return None
     limit = args.limit if args.limit is not None else (640 if args.quick else None)
     repeats = args.repeats or 2
-    threads = args.threads or common.physical_cores()
+    threads = args.threads or common.idle_cores()
     hf_python = args.hf_python or common.default_hf_python()
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
     if "hf" in sides and not common.has_torch(hf_python):
@@ -179,8 +178,10 @@ def main(argv=None):
     print("data: %s -> %d train / %d test utterances, %d intents; model: %s" % (data_dir, n_train, n_test,
                                                                               len(labels), model_dir))
     print("settings: batch %d, max_len %d, lr %g, warmup %g, wd %g, dropout %g, epochs %d, seed %d, bucket %s, "
-          "threads %d" % (args.batch_size, args.max_len, args.lr, args.warmup, args.weight_decay, args.dropout,
-                          args.epochs, args.seed, not args.no_bucket, threads), flush=True)
+          "threads %d%s" % (args.batch_size, args.max_len, args.lr, args.warmup, args.weight_decay, args.dropout,
+                          args.epochs, args.seed, not args.no_bucket, threads,
+                          "" if args.threads else " (idle cores of %d physical, load %.1f)"
+                          % (common.physical_cores(), os.getloadavg()[0])), flush=True)
     runs = []
     for rep in range(repeats):
         order = sides if rep % 2 == 0 else list(reversed(sides))
