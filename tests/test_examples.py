@@ -264,7 +264,7 @@ def test_python_code_in_docs_runs(doc, tmp_path):
 @pytest.mark.slow
 @needs_minilm
 def test_flagship_full_run(cache_dir, tmp_path):
-    """The README's numbers (~13-15 min on 2 CPU cores); the README reports 99.00 / 95.83."""
+    """The README's numbers (~10 min on 2 CPU cores; the README reports 99.00 / 96.05)."""
     _need("snips")
     run_example("multi-task", ["--output-dir", str(tmp_path)], cache_dir, timeout=3600)
     results = json.load(open(tmp_path / "results.json"))
