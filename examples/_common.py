@@ -92,7 +92,7 @@ def pretrained_dir(pretrained: Optional[str] = None) -> str:
             raise SystemExit("error: --pretrained %s is not a directory" % pretrained)
         return pretrained
     from paddlepalm.backbone import convert_checkpoint
-    from paddlepalm.backbone.checkpoint import NATIVE_CONFIG, NATIVE_WEIGHTS
+    from paddlepalm.backbone.weights import NATIVE_CONFIG, NATIVE_WEIGHTS
 
     target = os.path.join(cache_dir(), "pretrain", MINILM_NAME)
     if not all(os.path.isfile(os.path.join(target, f)) for f in (NATIVE_CONFIG, NATIVE_WEIGHTS)):

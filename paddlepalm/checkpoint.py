@@ -10,32 +10,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
-from typing import Callable, List, Optional
+from typing import List, Optional
+
+from paddlepalm.utils.atomic_dir import atomic_directory  # noqa: F401  (re-exported)
 
 TRAINER_STATE = "trainer_state.json"
 OPTIMIZER_STATE = "optimizer.pdopt"
 _CKPT = re.compile(r"^ckpt\.step(\d+)$")
-
-
-def atomic_directory(path: str, write: Callable[[str], None]) -> str:
-    """Run ``write(tmp_dir)`` and move the result to ``path`` only if it completes."""
-    parent = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
-    try:
-        write(tmp)
-        if os.path.isdir(path):
-            old = tmp + ".old"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
 
 
 def list_checkpoints(save_path: str) -> List[str]:

@@ -128,7 +128,7 @@ def export_task(backbone, head, reader, path: str) -> Dict[str, List[str]]:
 
 def export_model(engine, path: str) -> str:
     """Export every task of a (Multi)Trainer engine, atomically, into ``path``."""
-    from paddlepalm.checkpoint import atomic_directory
+    from paddlepalm.utils.atomic_dir import atomic_directory
     from paddlepalm.model import task_definition
 
     def write(tmp):

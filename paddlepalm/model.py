@@ -62,7 +62,7 @@ def save_model(path: str, backbone, tasks: Sequence, tokenizer) -> str:
     """Write the artifact (non-atomic; callers save into a temp dir and rename)."""
     import paddle
 
-    from paddlepalm.backbone.checkpoint import save_native
+    from paddlepalm.backbone.weights import save_native
 
     os.makedirs(path, exist_ok=True)
     save_native(backbone, os.path.join(path, BACKBONE_DIR), extra_files=tuple(tokenizer.files))

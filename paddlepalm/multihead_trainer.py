@@ -201,14 +201,14 @@ class MultiHeadTrainer:
         """Load a checkpoint / saved model: encoder and head weights, and training state if present."""
         import paddle
 
-        from paddlepalm.backbone.checkpoint import read_checkpoint
+        from paddlepalm.backbone.weights import read_checkpoint
         from paddlepalm.model import BACKBONE_DIR, HEADS_FILE
 
         backbone_dir = os.path.join(model_path, BACKBONE_DIR)
         if not os.path.isdir(backbone_dir):
             raise CheckpointError("%s: not a paddlepalm checkpoint (no %s/ folder)" % (model_path, BACKBONE_DIR))
         _, state, report = read_checkpoint(backbone_dir)
-        from paddlepalm.backbone.checkpoint import load_state_into
+        from paddlepalm.backbone.weights import load_state_into
 
         backbones = {id(b): b for b in [self.backbone] + [t.pred_backbone for t in self.trainers] if b is not None}
         for b in backbones.values():

@@ -89,7 +89,7 @@ def make_tiny_checkpoint(dst_dir: str, layout: str, model_type: str = "bert", se
     """Write a tiny random encoder (and vocab.txt) in ``layout``; returns ``dst_dir``."""
     import paddle
 
-    from paddlepalm.backbone.checkpoint import save_native
+    from paddlepalm.backbone.weights import save_native
 
     model = model or tiny_model(model_type, seed)
     cfg = model.config.to_dict()
@@ -133,7 +133,7 @@ def write_palm1(dst_dir: str, model) -> None:
 
     import paddle
 
-    from paddlepalm.backbone.checkpoint import _PALM1_RULES
+    from paddlepalm.backbone.weights import _PALM1_RULES
 
     # invert our rename table: native name -> PALM variable name
     inverse = {}

@@ -2,7 +2,7 @@
 
 Parameter names follow Paddle's own transformer naming (``encoder.layers.N.self_attn.q_proj``,
 ``linear1``, ``norm1`` ...) so PaddleNLP checkpoints load by stripping a prefix, and Hugging Face
-checkpoints by a fixed rename table (see :mod:`paddlepalm.backbone.checkpoint`).
+checkpoints by a fixed rename table (see :mod:`paddlepalm.backbone.weights`).
 """
 import math
 from typing import List, NamedTuple, Optional

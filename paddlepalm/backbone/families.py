@@ -2,8 +2,8 @@
 import json
 from typing import Any, Dict, Optional, Union
 
-from paddlepalm.backbone.checkpoint import (LoadReport, load_state_into, read_checkpoint,
-                                            save_native)
+from paddlepalm.backbone.weights import (LoadReport, load_state_into, read_checkpoint, save_native,
+                                         tokenizer_files)
 from paddlepalm.backbone.config import EncoderConfig
 from paddlepalm.backbone.encoder import Encoder
 
@@ -150,3 +150,11 @@ def build_encoder(config: ConfigLike, phase: str = "train") -> _Family:
     """Build the family class named by the config's ``model_type``."""
     cfg = EncoderConfig.load(config)
     return FAMILIES[cfg.model_type](cfg, phase=phase)
+
+
+def convert_checkpoint(src_dir: str, dst_dir: str) -> str:
+    """Convert a checkpoint in any supported layout into paddlepalm's layout at ``dst_dir``."""
+    config, state, report = read_checkpoint(src_dir)
+    model = build_encoder(config)
+    load_state_into(model, state, report)
+    return save_native(model, dst_dir, extra_files=tokenizer_files(src_dir))

@@ -168,7 +168,7 @@ def _convert(entry: CatalogEntry, content: str, work: str) -> str:
     if entry.format not in CONVERTED_FORMATS:
         return content
     try:  # imported lazily: it pulls in paddle, which the downloader must not need to import
-        from paddlepalm.backbone.checkpoint import convert_checkpoint, detect_layout
+        from paddlepalm.backbone import convert_checkpoint, detect_layout
         from paddlepalm.errors import CheckpointError
     except ImportError as e:
         raise DownloadError("converting the %s checkpoint %r needs paddlepalm's backbone "

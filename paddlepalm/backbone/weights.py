@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -27,6 +26,7 @@ import numpy as np
 
 from paddlepalm.backbone.config import EncoderConfig
 from paddlepalm.errors import CheckpointError
+from paddlepalm.utils.atomic_dir import atomic_directory
 
 logger = logging.getLogger("paddlepalm")
 
@@ -277,10 +277,7 @@ def save_native(model, path: str, extra_files: Tuple[str, ...] = ()) -> str:
     """Write ``model`` in paddlepalm's layout (atomically: temp dir, then rename)."""
     from safetensors.numpy import save_file
 
-    parent = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-    try:
+    def write(tmp: str) -> None:
         state = {k: np.ascontiguousarray(v.numpy()) for k, v in model.state_dict().items()}
         save_file(state, os.path.join(tmp, NATIVE_WEIGHTS), metadata={"format": "paddlepalm"})
         data = model.config.to_dict()
@@ -289,33 +286,10 @@ def save_native(model, path: str, extra_files: Tuple[str, ...] = ()) -> str:
             json.dump(data, f, indent=2, sort_keys=True)
         for src in extra_files:
             shutil.copy2(src, os.path.join(tmp, os.path.basename(src)))
-        _replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
 
-
-def _replace_dir(tmp: str, path: str) -> None:
-    if os.path.isdir(path):
-        old = path + ".old-" + next(tempfile._get_candidate_names())
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
+    return atomic_directory(path, write)
 
 
 def tokenizer_files(path: str) -> Tuple[str, ...]:
     """The tokenizer/vocab files present in a checkpoint dir (copied along on conversion)."""
     return tuple(os.path.join(path, f) for f in TOKENIZER_FILES if os.path.isfile(os.path.join(path, f)))
-
-
-def convert_checkpoint(src_dir: str, dst_dir: str) -> str:
-    """Convert a checkpoint in any supported layout into paddlepalm's layout at ``dst_dir``."""
-    from paddlepalm.backbone.families import build_encoder
-
-    config, state, report = read_checkpoint(src_dir)
-    model = build_encoder(config)
-    load_state_into(model, state, report)
-    return save_native(model, dst_dir, extra_files=tokenizer_files(src_dir))
