@@ -7,10 +7,13 @@ Submodules are imported lazily so that ``from paddlepalm import downloader`` sta
 from paddlepalm._env import configure_allocator as _configure_allocator
 from paddlepalm._env import configure_cpu_math as _configure_cpu_math
 from paddlepalm._env import configure_paddle_flags as _configure_paddle_flags
+from paddlepalm._env import configure_threads as _configure_threads
+from paddlepalm._env import configure_run_threads, set_num_threads, thread_facts
 
 _configure_cpu_math()  # must run before anything imports paddle
 _configure_paddle_flags()
 _configure_allocator()
+_configure_threads()  # OMP/MKL threads = usable physical cores, unless the user set them
 
 import warnings as _warnings  # noqa: E402
 
@@ -30,7 +33,7 @@ _ATTRIBUTES = {
     "PalmModel": "paddlepalm.model",
 }
 
-__all__ = sorted(_SUBMODULES | set(_ATTRIBUTES) | {"__version__"})
+__all__ = sorted(_SUBMODULES | set(_ATTRIBUTES) | {"__version__", "configure_run_threads", "set_num_threads", "thread_facts"})
 
 
 def __getattr__(name):

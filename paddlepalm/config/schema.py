@@ -163,6 +163,10 @@ SCHEMA = Key("config", "A paddlepalm run.", kind=SECTION, keys=(
     _v("print_steps", "int", "Log the loss every N steps; 0 for never.", 50, minimum=0),
     _v("output_dir", "str", "Where `train` writes (relative to the current folder).", "output"),
     _v("seed", "int", "Seed of initialisation, shuffling, sampling and dropout.", 0),
+    # speed (issue 19): CPU intra-op threads
+    _v("num_threads", "int", "CPU threads for MKL/OpenMP math. `null`: `PADDLEPALM_NUM_THREADS` if set, else "
+       "`OMP_NUM_THREADS`/`MKL_NUM_THREADS` as you set them, else the physical cores this process may use "
+       "(affinity mask, cgroup CPU quota). The choice is logged and written to `results.json`.", minimum=1),
 ))
 
 
