@@ -41,6 +41,39 @@ def test_linear_frozen_weights_and_eval():
                                    rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [[4, 5, 16], [7, 16], [1, 1, 16]])
+def test_layer_norm_matches_stock_layer_forward_and_gradients(shape):
+    ref = paddle.nn.LayerNorm(16, epsilon=1e-6)
+    fast = fastpath.LayerNorm(16, epsilon=1e-6)
+    rng = np.random.default_rng(0)
+    state = {"weight": rng.uniform(0.5, 1.5, 16).astype("float32"), "bias": rng.normal(0, 1, 16).astype("float32")}
+    for layer in (ref, fast):
+        layer.set_state_dict({k: paddle.to_tensor(v) for k, v in state.items()})
+    x0 = (rng.standard_normal(shape) * 3 + 1).astype("float32")
+    g = rng.standard_normal(shape).astype("float32")
+    results = []
+    for layer in (ref, fast):
+        x = paddle.to_tensor(x0, stop_gradient=False)
+        y = layer(x)
+        y.backward(paddle.to_tensor(g))
+        results.append([y.numpy(), x.grad.numpy(), layer.weight.grad.numpy(), layer.bias.grad.numpy()])
+    np.testing.assert_array_equal(results[0][0], results[1][0])  # the forward is Paddle's own kernel
+    for name, a, b in zip(["dx", "dweight", "dbias"], results[0][1:], results[1][1:]):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(a).max()), err_msg=name)
+
+
+def test_layer_norm_steps_aside_without_gradients_or_affine():
+    x = paddle.randn([3, 8])
+    fast = fastpath.LayerNorm(8)
+    with paddle.no_grad():
+        np.testing.assert_array_equal(fast(x).numpy(), paddle.nn.functional.layer_norm(
+            x, [8], fast.weight, fast.bias, fast._epsilon).numpy())
+    plain = fastpath.LayerNorm(8, weight_attr=False, bias_attr=False)
+    x.stop_gradient = False
+    plain(x).sum().backward()  # the stock path: no affine parameters
+    assert x.grad is not None
+
+
 def test_dropout_rate_scale_reproducibility_and_gradient():
     d = fastpath.Dropout(0.1)
     d.train()

@@ -53,7 +53,7 @@ class Embeddings(nn.Layer):
         self.task_type_embeddings = (
             nn.Embedding(config.task_type_vocab_size, config.hidden_size, weight_attr=init)
             if config.use_task_type else None)
-        self.layer_norm = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
+        self.layer_norm = fastpath.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
         self.dropout = fastpath.Dropout(config.hidden_dropout_prob)
         self.pad_token_id = config.pad_token_id
         self.position_offset = config.position_offset
@@ -119,10 +119,10 @@ class TransformerLayer(nn.Layer):
         super().__init__()
         init = _normal(config.initializer_range)
         self.self_attn = SelfAttention(config)
-        self.norm1 = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
+        self.norm1 = fastpath.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
         self.linear1 = fastpath.Linear(config.hidden_size, config.intermediate_size, weight_attr=init)
         self.linear2 = fastpath.Linear(config.intermediate_size, config.hidden_size, weight_attr=init)
-        self.norm2 = nn.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
+        self.norm2 = fastpath.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps)
         self.dropout = fastpath.Dropout(config.hidden_dropout_prob)
         self.activation = _activation(config.hidden_act)
 

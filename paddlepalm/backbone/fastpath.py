@@ -1,4 +1,4 @@
-"""Drop-in ``Linear`` and ``Dropout`` layers with faster CPU training paths.
+"""Drop-in ``Linear``, ``LayerNorm`` and ``Dropout`` layers with faster CPU training paths.
 
 Profiling a MiniLM train step on CPU (Paddle 3.3, ``benchmarks/bench_step.py``) showed two Paddle
 CPU kernels far off their memory-bound cost:
@@ -7,9 +7,12 @@ CPU kernels far off their memory-bound cost:
   ~56 ms for a [4096, 1536] gradient, while the same sum as a [1, 4096] x [4096, 1536] GEMV takes
   ~1 ms; at B=32, L=128 the bias gradients cost more than a third of the step;
 * ``F.dropout`` draws its mask one Mersenne-Twister number at a time: ~54 ms for the attention
-  probabilities [32, 12, 128, 128], against ~20 ms for a mask drawn with numpy's PCG64.
+  probabilities [32, 12, 128, 128], against ~20 ms for a mask drawn with numpy's PCG64;
+* the backward of ``F.layer_norm`` takes 12-25 ms at [4096, 384] while its forward takes 0.5 ms;
+  the same gradient from a handful of elementwise ops, with every row mean and column sum done
+  as a GEMV, takes 2-3x less.
 
-The classes here subclass ``paddle.nn.Linear`` / ``paddle.nn.Dropout`` (same parameters, same
+The classes here subclass ``paddle.nn.Linear`` / ``LayerNorm`` / ``Dropout`` (same parameters, same
 names, same checkpoints) and switch to the fast path only in dygraph on CPU in float32 (Dropout:
 when training); everywhere else (export/``to_static``, GPU, AMP) they run the stock forward.
 Dropout masks come from a numpy generator seeded per call from Paddle's own generator, so
@@ -18,6 +21,7 @@ Dropout masks come from a numpy generator seeded per call from Paddle's own gene
 import numpy as np
 import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
 from paddle.autograd import PyLayer
 
 
@@ -77,6 +81,50 @@ class Linear(nn.Linear):
         return out.reshape(list(input.shape[:-1]) + [n])
 
 
+class _LayerNormFunction(PyLayer):
+    """Layer normalisation over the last axis: Paddle's forward kernel, a GEMV-based backward."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, epsilon):
+        h = x.shape[-1]
+        out = F.layer_norm(x, [h], weight, bias, epsilon)  # the stock output, bit for bit
+        x2 = x.reshape([-1, h])
+        avg = paddle.full([h, 1], 1.0 / h, dtype=x.dtype)
+        mean = paddle.matmul(x2, avg)
+        centred = paddle.addmm(x2, mean, paddle.ones([1, h], dtype=x.dtype), beta=1.0, alpha=-1.0)
+        rstd = paddle.rsqrt(paddle.matmul(centred * centred, avg) + epsilon)
+        ctx.save_for_backward(centred * rstd, rstd, weight)
+        ctx.shape = x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        normed, rstd, weight = ctx.saved_tensor()
+        h = normed.shape[1]
+        g2 = grad.reshape([-1, h])
+        ones = paddle.ones([1, g2.shape[0]], dtype=g2.dtype)
+        d_bias = paddle.matmul(ones, g2).reshape([h])
+        d_weight = paddle.matmul(ones, g2 * normed).reshape([h])
+        gx = g2 * weight
+        avg = paddle.full([h, 1], 1.0 / h, dtype=g2.dtype)
+        # dx = rstd * (gx - mean(gx) - normed * mean(gx * normed)), row means as GEMVs
+        dx = paddle.addmm(gx, paddle.matmul(gx, avg), paddle.ones([1, h], dtype=g2.dtype), beta=1.0, alpha=-1.0)
+        dx = (dx - normed * paddle.matmul(gx * normed, avg)) * rstd
+        return dx.reshape(ctx.shape), d_weight, d_bias
+
+
+class LayerNorm(nn.LayerNorm):
+    """``paddle.nn.LayerNorm`` whose backward is 2-3x faster on CPU float32 (same forward output)."""
+
+    def forward(self, input):
+        if (len(self._normalized_shape) != 1 or self.weight is None or self.bias is None
+                or not (paddle.in_dynamic_mode() and input.dtype == paddle.float32
+                        and self.weight.dtype == paddle.float32 and input.place.is_cpu_place())
+                or not _needs_grad(input, self.weight, self.bias)):
+            return super().forward(input)
+        return _LayerNormFunction.apply(input, self.weight, self.bias, float(self._epsilon))
+
+
 def _paddle_seed() -> int:
     """A 62-bit seed drawn from Paddle's CPU generator (so ``paddle.seed`` governs the masks)."""
     hi, lo = paddle.randint(0, 2 ** 31 - 1, [2], dtype="int64").tolist()
@@ -99,4 +147,4 @@ class Dropout(nn.Dropout):
         return input * paddle.to_tensor(mask, place=input.place)
 
 
-__all__ = ["Linear", "Dropout", "cpu_fp32_training"]
+__all__ = ["Linear", "LayerNorm", "Dropout", "cpu_fp32_training"]

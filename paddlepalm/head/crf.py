@@ -13,6 +13,9 @@ import paddle
 import paddle.nn as nn
 
 
+_TINY = 1e-300  # floor of a shifted partial sum in float64 (about e^-690)
+
+
 class LinearChainCRF(nn.Layer):
     """CRF parameters and its loss; ``lr_multiplier`` scales the learning rate of all three."""
 
@@ -30,14 +33,29 @@ class LinearChainCRF(nn.Layer):
         self.end = param([self.num_tags])
 
     def log_partition(self, emissions: paddle.Tensor, mask: paddle.Tensor) -> paddle.Tensor:
-        """``log Z`` per row: emissions ``[B, W, C]``, mask ``[B, W]`` -> ``[B]``."""
-        maskf = mask.astype(emissions.dtype)
-        alpha = self.start.unsqueeze(0) + emissions[:, 0]
+        """``log Z`` per row: emissions ``[B, W, C]``, mask ``[B, W]`` -> ``[B]``.
+
+        The forward recursion ``alpha_t[j] = logsumexp_i(alpha[i] + trans[i, j]) + e_t[j]`` runs
+        in shifted exp space, ``log(exp(alpha - max_i alpha) @ exp(trans - max_i trans)) +
+        both maxima``: one small GEMM per position, in float64 (the tensors are ``[B, C]`` and
+        ``[C, C]``), so only score gaps beyond ~690 nats would underflow (such states are
+        floored there). The same sum as a broadcast add + ``logsumexp`` over the middle axis hits
+        slow Paddle CPU kernels (broadcast add and its gradient, a strided reduction): ~30x slower
+        a slot step at B=32, W=14, and more at longer W (benchmarks/profile_step.py).
+        """
+        dtype = emissions.dtype
+        maskf = mask.astype("float64")
+        emissions = emissions.astype("float64")
+        transitions = self.transitions.astype("float64")
+        column_max = transitions.max(axis=0, keepdim=True).detach()  # constant shifts: no gradient
+        exp_trans = paddle.exp(transitions - column_max)  # every column has a 1
+        alpha = self.start.astype("float64").unsqueeze(0) + emissions[:, 0]
         for t in range(1, emissions.shape[1]):
-            scores = alpha.unsqueeze(2) + self.transitions.unsqueeze(0) + emissions[:, t].unsqueeze(1)
+            shift = alpha.max(axis=1, keepdim=True).detach()
+            total = paddle.matmul(paddle.exp(alpha - shift), exp_trans).clip(min=_TINY)
             step = maskf[:, t].unsqueeze(1)
-            alpha = paddle.logsumexp(scores, axis=1) * step + alpha * (1.0 - step)
-        return paddle.logsumexp(alpha + self.end.unsqueeze(0), axis=1)
+            alpha = alpha + step * (paddle.log(total) + shift + column_max + emissions[:, t] - alpha)
+        return paddle.logsumexp(alpha + self.end.astype("float64").unsqueeze(0), axis=1).astype(dtype)
 
     def path_score(self, emissions: paddle.Tensor, tags: paddle.Tensor, mask: paddle.Tensor) -> paddle.Tensor:
         """Score of the given tag paths ``[B, W]`` (values at masked positions are ignored)."""
