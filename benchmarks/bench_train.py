@@ -5,18 +5,21 @@ Both sides fine-tune the same all-MiniLM-L6-v2 weights on the same SNIPS train s
 ``paddlepalm.reader.snips.load_snips``) and evaluate on the 700 test utterances, with the same
 hyper-parameters (batch, max length, LR and schedule, weight decay, clipping, dropout, epochs,
 seed) and the same batches: the HF side takes its batch order from paddlepalm's batching code, so
-both pad the same number of tokens. Each side runs in its own process, sides alternate
-(P,H then H,P ...), and the summary gives medians and the median of the paired wall ratios.
+both pad the same number of tokens. Each side runs in its own process. Every round measures
+every thread count (default: 1 and the machine's full width, paddlepalm's default), sides
+alternating (P,H then H,P ...), thread counts alternating too; the summary gives, per thread
+count, medians and the median of the paired ratios (a pair = the two sides at one count in one round).
 
-  python benchmarks/bench_train.py --quick       # ~640 train examples, a few minutes
+  python benchmarks/bench_train.py --quick       # ~640 train examples, 1 and 2 threads on 2 cores
   python benchmarks/bench_train.py               # full train split (13,084), 1 epoch
+  python benchmarks/bench_train.py --threads 2   # one thread count only
 
 Wall ("e2e") = tokenize (read + tokenize both splits) + load weights + train + eval, timed inside
 each worker after its imports; ``process s`` adds interpreter start and imports; ``e2e CPU s`` is
 the CPU time of the e2e part (all threads), less sensitive than wall time to other processes
 taking turns on the cores. The HF side runs
 under ``--hf-python`` (torch is never imported into the paddle process). The last line printed
-is ``ratio wall paddlepalm/hf: X.XX``.
+is ``ratio wall paddlepalm/hf: 1 thread X.XX, 2 threads Y.YY`` (median paired e2e ratios).
 """
 import argparse
 import json
@@ -86,7 +89,8 @@ def paddle_side(cfg):
             "train_s": t_train, "eval_s": t_eval, "e2e_s": e2e, "steps": summary["steps"],
             "train_examples": counted["examples"], "train_tokens": counted["tokens"],
             "accuracy": float(metrics["accuracy"]), "peak_rss_mb": common.peak_rss_mb(),
-            "loadavg_end": os.getloadavg()[0], "versions": {"paddle": paddle.__version__, "paddlepalm": palm.__version__,
+            "loadavg_end": os.getloadavg()[0], "threads": palm.thread_facts(),
+            "versions": {"paddle": paddle.__version__, "paddlepalm": palm.__version__,
                          "MKL_DEBUG_CPU_TYPE": os.environ.get("MKL_DEBUG_CPU_TYPE", "")}}
 
 
@@ -116,7 +120,7 @@ def parse_args(argv=None):
                                                      "package)")
     p.add_argument("--hf-python", default=None, help=common.HF_PYTHON_HELP)
     p.add_argument("--limit", type=int, default=None, help="train on this many utterances (seeded sample)")
-    p.add_argument("--repeats", type=int, default=None, help="runs per side, alternating (default 2)")
+    p.add_argument("--repeats", type=int, default=None, help="rounds: runs per side and thread count (default 2)")
     p.add_argument("--sides", default="paddlepalm,hf", help="comma list of sides to run (paddlepalm, hf)")
     p.add_argument("--baseline-src", default=None,
                    help="also run side 'baseline': paddlepalm imported from this source tree (e.g. an older "
@@ -132,7 +136,7 @@ def parse_args(argv=None):
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-bucket", action="store_true", help="no length bucketing (both sides)")
-    p.add_argument("--threads", type=int, default=None, help=common.THREADS_HELP)
+    p.add_argument("--threads", default=None, help=common.THREADS_HELP)
     p.add_argument("--print-steps", type=int, default=0)
     p.add_argument("--json", default=None, help="also write all results to this JSON file")
     p.add_argument("--worker", choices=["paddle"], help=argparse.SUPPRESS)
@@ -148,7 +152,7 @@ def main(argv=None):
         return None
     limit = args.limit if args.limit is not None else (640 if args.quick else None)
     repeats = args.repeats or 2
-    threads = args.threads or common.idle_cores()
+    thread_counts = common.parse_thread_counts(args.threads)
     hf_python = args.hf_python or common.default_hf_python()
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
     if "hf" in sides and not common.has_torch(hf_python):
@@ -161,86 +165,102 @@ def main(argv=None):
     cfg = dict(paths, model_dir=model_dir, num_classes=len(labels), batch_size=args.batch_size,
                eval_batch_size=args.eval_batch_size, max_len=args.max_len, lr=args.lr, warmup=args.warmup,
                weight_decay=args.weight_decay, dropout=args.dropout, epochs=args.epochs, max_steps=args.max_steps,
-               seed=args.seed, bucket=not args.no_bucket, threads=threads, print_steps=args.print_steps)
-    cfg_path = os.path.join(work, "config.json")
-    with open(cfg_path, "w", encoding="utf-8") as f:
-        json.dump(cfg, f)
-    commands = {"paddlepalm": [sys.executable, os.path.abspath(__file__), "--worker", "paddle", "--config", cfg_path],
-                "hf": [hf_python, common.HF_WORKER, "train", cfg_path]}
+               seed=args.seed, bucket=not args.no_bucket, print_steps=args.print_steps)
     if args.baseline_src:
-        base_cfg = dict(cfg, side="baseline", paddlepalm_src=os.path.abspath(args.baseline_src))
-        base_path = os.path.join(work, "config_baseline.json")
-        with open(base_path, "w", encoding="utf-8") as f:
-            json.dump(base_cfg, f)
-        commands["baseline"] = [sys.executable, os.path.abspath(__file__), "--worker", "paddle", "--config", base_path]
         sides.append("baseline")
+    commands = {}  # (side, threads) -> command
+    for threads in thread_counts:
+        for side in sides:
+            side_cfg = dict(cfg, threads=threads, side=side)
+            if side == "baseline":
+                side_cfg["paddlepalm_src"] = os.path.abspath(args.baseline_src)
+            path = os.path.join(work, "config_%s_t%d.json" % (side, threads))
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(side_cfg, f)
+            commands[side, threads] = ([hf_python, common.HF_WORKER, "train", path] if side == "hf" else
+                                       [sys.executable, os.path.abspath(__file__), "--worker", "paddle", "--config", path])
     print("machine: %s" % common.machine_description())
     print("data: %s -> %d train / %d test utterances, %d intents; model: %s" % (data_dir, n_train, n_test,
                                                                               len(labels), model_dir))
     print("settings: batch %d, max_len %d, lr %g, warmup %g, wd %g, dropout %g, epochs %d, seed %d, bucket %s, "
-          "threads %d%s" % (args.batch_size, args.max_len, args.lr, args.warmup, args.weight_decay, args.dropout,
-                          args.epochs, args.seed, not args.no_bucket, threads,
-                          "" if args.threads else " (idle cores of %d physical, load %.1f)"
-                          % (common.physical_cores(), os.getloadavg()[0])), flush=True)
+          "threads %s%s" % (args.batch_size, args.max_len, args.lr, args.warmup, args.weight_decay, args.dropout,
+                          args.epochs, args.seed, not args.no_bucket, ",".join(map(str, thread_counts)),
+                          "" if args.threads else " (1 and paddlepalm's default, %d)" % common.default_threads()),
+          flush=True)
     runs = []
     for rep in range(repeats):
-        order = sides if rep % 2 == 0 else list(reversed(sides))
-        for side in order:
-            r = common.run_worker(commands[side], env=common.thread_env(threads))
-            r["rep"] = rep
-            runs.append(r)
-            print("  rep %d %-10s e2e %6.1f s  train %6.1f s  %6.1f ex/s  acc %.4f  peak RSS %5.0f MB  load %.1f"
-                  % (rep, side, r["e2e_s"], r["train_s"], r["train_examples"] / r["train_s"], r["accuracy"],
-                     r["peak_rss_mb"], r.get("loadavg_end", float("nan"))), flush=True)
-    report(runs, sides, args, cfg, work)
+        counts = thread_counts if rep % 2 == 0 else list(reversed(thread_counts))
+        for k, threads in enumerate(counts):
+            order = sides if (rep + k) % 2 == 0 else list(reversed(sides))
+            for side in order:
+                r = common.run_worker(commands[side, threads], env=common.thread_env(threads))
+                r.update(rep=rep, threads=threads, side=side)
+                runs.append(r)
+                print("  rep %d %d thr %-10s e2e %6.1f s  train %6.1f s  %6.1f ex/s  acc %.4f  peak RSS %5.0f MB  "
+                      "load %.1f" % (rep, threads, side, r["e2e_s"], r["train_s"], r["train_examples"] / r["train_s"],
+                                     r["accuracy"], r["peak_rss_mb"], r.get("loadavg_end", float("nan"))), flush=True)
+    report(runs, sides, thread_counts, args, cfg)
 
 
-def report(runs, sides, args, cfg, work):
+def paired(runs, a, b, key, threads):
+    """``a``/``b`` ratios of ``key``, one per round at ``threads`` where both sides ran."""
+    by_rep = {}
+    for r in runs:
+        if r["threads"] == threads:
+            by_rep.setdefault(r["rep"], {})[r["side"]] = r
+    return [v[a][key] / v[b][key] for _, v in sorted(by_rep.items()) if a in v and b in v]
+
+
+def report(runs, sides, thread_counts, args, cfg):
     rows = []
-    for side in sides:
-        rs = [r for r in runs if r["side"] == side]
-        m = lambda k: common.median([r[k] for r in rs])
-        rows.append([side, len(rs), m("train_examples") / m("train_s"), m("tokenize_s"), m("load_s"), m("train_s"),
-                     m("eval_s"), m("e2e_s"), m("e2e_cpu_s"), m("process_wall_s"), m("peak_rss_mb"),
-                     100 * m("accuracy"), int(m("train_tokens")), int(m("steps"))])
+    for threads in thread_counts:
+        for side in sides:
+            rs = [r for r in runs if r["side"] == side and r["threads"] == threads]
+            m = lambda k: common.median([r[k] for r in rs])
+            rows.append([side, threads, len(rs), m("train_examples") / m("train_s"), m("tokenize_s"), m("load_s"),
+                         m("train_s"), m("eval_s"), m("e2e_s"), m("e2e_cpu_s"), m("process_wall_s"), m("peak_rss_mb"),
+                         100 * m("accuracy"), int(m("train_tokens")), int(m("steps")), m("loadavg_end")])
     print()
-    print(common.format_table(["side", "runs", "train ex/s", "tokenize s", "load s", "train s", "eval s", "e2e wall s",
-                               "e2e CPU s", "process s", "peak RSS MB", "test acc %", "train tokens", "steps"], rows))
+    print(common.format_table(["side", "threads", "runs", "train ex/s", "tokenize s", "load s", "train s", "eval s",
+                               "e2e wall s", "e2e CPU s", "process s", "peak RSS MB", "test acc %", "train tokens",
+                               "steps", "load at end"], rows))
     versions = {}
     for r in runs:
         versions.update(r.get("versions", {}))
     print("versions: %s" % ", ".join("%s %s" % kv for kv in sorted(versions.items())))
-    ratio = float("nan")
-    if set(sides) >= {"paddlepalm", "hf"}:
-        by_rep = {}
-        for r in runs:
-            by_rep.setdefault(r["rep"], {})[r["side"]] = r
-        pairs = [(v["paddlepalm"], v["hf"]) for v in by_rep.values() if {"paddlepalm", "hf"} <= v.keys()]
-        wall = [p["e2e_s"] / h["e2e_s"] for p, h in pairs]
-        train = [p["train_s"] / h["train_s"] for p, h in pairs]
-        proc = [p["process_wall_s"] / h["process_wall_s"] for p, h in pairs]
-        cpu = [p["e2e_cpu_s"] / h["e2e_cpu_s"] for p, h in pairs]
-        acc = [100 * (p["accuracy"] - h["accuracy"]) for p, h in pairs]
-        ratio = common.median(wall)
-        print("paired ratios paddlepalm/hf per rep: e2e wall %s; train %s; process %s; accuracy diff (pt) %s"
-              % tuple(" ".join("%.2f" % x for x in xs) for xs in (wall, train, proc, acc)))
-        print("median ratio train paddlepalm/hf: %.2f, process wall: %.2f, e2e CPU time: %.2f"
-              % (common.median(train), common.median(proc), common.median(cpu)))
-    if "baseline" in sides and "paddlepalm" in sides:
-        by_rep = {}
-        for r in runs:
-            by_rep.setdefault(r["rep"], {})[r["side"]] = r
-        pairs = [(v["paddlepalm"], v["baseline"]) for v in by_rep.values() if {"paddlepalm", "baseline"} <= v.keys()]
-        wall = [p["e2e_s"] / b["e2e_s"] for p, b in pairs]
-        train = [p["train_s"] / b["train_s"] for p, b in pairs]
-        print("paired ratios paddlepalm/baseline per rep: e2e wall %s (median %.2f); train %s (median %.2f)"
-              % (" ".join("%.2f" % x for x in wall), common.median(wall), " ".join("%.2f" % x for x in train),
-                 common.median(train)))
+    print(common.load_note())
+    summary = []
+    for threads in thread_counts:
+        label = "%d thread%s" % (threads, "" if threads == 1 else "s")
+        if {"paddlepalm", "hf"} <= set(sides):
+            wall = paired(runs, "paddlepalm", "hf", "e2e_s", threads)
+            train = paired(runs, "paddlepalm", "hf", "train_s", threads)
+            cpu = paired(runs, "paddlepalm", "hf", "e2e_cpu_s", threads)
+            print("%s: paired paddlepalm/hf per round: e2e wall %s; train %s -> median e2e %.2f, train %.2f, "
+                  "e2e CPU time %.2f" % (label, " ".join("%.2f" % x for x in wall), " ".join("%.2f" % x for x in train),
+                                         common.median(wall), common.median(train), common.median(cpu)))
+            summary.append("%s %.2f" % (label, common.median(wall)))
+        if {"paddlepalm", "baseline"} <= set(sides):
+            wall = paired(runs, "paddlepalm", "baseline", "e2e_s", threads)
+            train = paired(runs, "paddlepalm", "baseline", "train_s", threads)
+            print("%s: paired paddlepalm/baseline per round: e2e wall %s (median %.2f); train %s (median %.2f)"
+                  % (label, " ".join("%.2f" % x for x in wall), common.median(wall),
+                     " ".join("%.2f" % x for x in train), common.median(train)))
+    for side in sides:
+        if len(thread_counts) > 1:
+            lo, hi = thread_counts[0], thread_counts[-1]
+            by_rep = {}
+            for r in runs:
+                if r["side"] == side:
+                    by_rep.setdefault(r["rep"], {})[r["threads"]] = r
+            speedup = [v[lo]["train_s"] / v[hi]["train_s"] for v in by_rep.values() if lo in v and hi in v]
+            print("%s: train speed-up %d -> %d threads per round: %s (median %.2f)"
+                  % (side, lo, hi, " ".join("%.2f" % x for x in speedup), common.median(speedup)))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"config": cfg, "runs": runs, "command": common.command_line(),
                        "machine": common.machine_description()}, f, indent=1)
-    print("ratio wall paddlepalm/hf: %.2f" % ratio)
+    print("ratio wall paddlepalm/hf: %s" % (", ".join(summary) or "-"))
 
 
 if __name__ == "__main__":

@@ -68,23 +68,28 @@ HF_PYTHON_HELP = ("interpreter that runs the Hugging Face + PyTorch side (benchm
 
 
 # ----------------------------------------------------------------------------- machine
+def _palm_env():
+    """paddlepalm/_env.py loaded by file path: the library's own core counting, without importing
+    paddlepalm (whose import would change this process's environment)."""
+    global _ENV_MODULE
+    if _ENV_MODULE is None:
+        spec = importlib.util.spec_from_file_location("_palm_env", os.path.join(ROOT, "paddlepalm", "_env.py"))
+        _ENV_MODULE = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_ENV_MODULE)
+    return _ENV_MODULE
+
+
+_ENV_MODULE = None
+
+
 def physical_cores() -> int:
-    """Distinct (socket, core) pairs in /proc/cpuinfo; os.cpu_count() if that fails."""
-    try:
-        pairs, phys = set(), None
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "physical id":
-                    phys = value.strip()
-                elif key == "core id":
-                    pairs.add((phys, value.strip()))
-        if pairs:
-            return len(pairs)
-    except OSError:
-        pass
-    return os.cpu_count() or 1
+    """Physical cores this process may run on (paddlepalm's own count: affinity mask, hyper-threads once)."""
+    return _palm_env().physical_cores()
+
+
+def default_threads() -> int:
+    """paddlepalm's default intra-op thread count here: usable physical cores, capped by a cgroup quota."""
+    return _palm_env().default_num_threads()
 
 
 def cpu_model() -> str:
@@ -150,23 +155,38 @@ def run_worker(cmd: Sequence[str], env: Optional[Dict[str, str]] = None, echo: b
     return result
 
 
-def idle_cores() -> int:
-    """Physical cores not already busy: physical cores minus the 1-minute load average, at least 1.
-
-    On a shared machine, giving each side all physical cores makes OpenMP threads wait on cores
-    that other processes hold (PyTorch measured 10x slower a step with 2 threads than with 1 while
-    another job held one of two cores); on a dedicated machine this is all physical cores.
-    """
-    return max(1, physical_cores() - int(round(os.getloadavg()[0])))
+def default_thread_counts() -> List[int]:
+    """1 thread and paddlepalm's default (the machine's full width), e.g. ``[1, 2]`` on 2 cores."""
+    return sorted({1, default_threads()})
 
 
-THREADS_HELP = ("OMP/MKL threads for both sides (default: physical cores not already busy = physical cores "
-                "minus the 1-minute load average, at least 1)")
+def parse_thread_counts(text: Optional[str]) -> List[int]:
+    """``'1,2'`` -> ``[1, 2]``; None -> :func:`default_thread_counts`."""
+    if not text:
+        return default_thread_counts()
+    try:
+        counts = [int(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise SystemExit("--threads takes a comma list of positive thread counts, got %r" % text)
+    return counts
+
+
+THREADS_HELP = ("comma list of OMP/MKL thread counts, the same for every side; each count is measured in "
+                "every round, sides and counts alternating (default: 1 and paddlepalm's default, the "
+                "physical cores this process may use)")
 
 
 def thread_env(threads: int) -> Dict[str, str]:
     """The same OpenMP/MKL thread count for every side."""
     return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def load_note() -> str:
+    """The load average now (other processes' work competes with the measured one)."""
+    one, five, fifteen = os.getloadavg()
+    return "load average %.1f %.1f %.1f on %d CPUs" % (one, five, fifteen, os.cpu_count() or 0)
 
 
 # ----------------------------------------------------------------------------- output

@@ -209,7 +209,7 @@ def profile_steps(stepper, steps, trace_dir):
     def mark(name):
         return profiler.RecordEvent(name)
 
-    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU])
+    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU], on_trace_ready=lambda _: None)  # no ./profiler_log
     prof.start()
     for _ in range(steps):
         stepper.step(mark)
