@@ -89,7 +89,7 @@ def paddle_side(cfg):
             "train_s": t_train, "eval_s": t_eval, "e2e_s": e2e, "steps": summary["steps"],
             "train_examples": counted["examples"], "train_tokens": counted["tokens"],
             "accuracy": float(metrics["accuracy"]), "peak_rss_mb": common.peak_rss_mb(),
-            "loadavg_end": os.getloadavg()[0], "threads": palm.thread_facts(),
+            "loadavg_end": os.getloadavg()[0], "threads": getattr(palm, "thread_facts", dict)(),
             "versions": {"paddle": paddle.__version__, "paddlepalm": palm.__version__,
                          "MKL_DEBUG_CPU_TYPE": os.environ.get("MKL_DEBUG_CPU_TYPE", "")}}
 
