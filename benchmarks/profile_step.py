@@ -24,7 +24,9 @@ time (time inside an operator minus the operators it calls), each under the phas
 """
 import argparse
 import collections
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import re
@@ -214,7 +216,8 @@ def profile_steps(stepper, steps, trace_dir):
     for _ in range(steps):
         stepper.step(mark)
         prof.step()
-    prof.stop()
+    with contextlib.redirect_stdout(io.StringIO()):  # paddle prints its own timing summary at stop
+        prof.stop()
     path = os.path.join(trace_dir, "trace.json")
     prof.export(path, format="json")
     with open(path, encoding="utf-8") as f:

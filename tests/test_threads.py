@@ -91,6 +91,12 @@ def test_paddlepalm_num_threads_chooses():
     assert facts["omp_max_threads"] == 3 and facts["mkl_max_threads"] == mkl_threads(3)
 
 
+def test_paddlepalm_num_threads_wins_over_omp_num_threads():
+    facts = probe({"PADDLEPALM_NUM_THREADS": "1", "OMP_NUM_THREADS": "3"})
+    assert facts["source"] == "PADDLEPALM_NUM_THREADS" and facts["OMP_NUM_THREADS"] == "1"
+    assert facts["omp_max_threads"] == 1 and facts["mkl_max_threads"] == 1
+
+
 def test_bad_paddlepalm_num_threads_is_a_clear_error():
     full = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
     full.update(PADDLEPALM_NUM_THREADS="lots", PYTHONPATH=ROOT)
