@@ -1,23 +1,23 @@
 """The CRF's log-partition (shifted exp-space GEMM recursion) against the textbook logsumexp
 recursion: values and gradients, ragged masks, and extreme scores that must stay finite."""
+import os
+import sys
+from types import SimpleNamespace
+
 import numpy as np
 import paddle
 import pytest
 
 from paddlepalm.head.crf import LinearChainCRF
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+from bench_kernels import logsumexp_log_partition  # noqa: E402
+
 
 def reference_log_partition(crf, emissions, mask):
-    """The forward algorithm with an explicit logsumexp over the previous tag (float64)."""
-    maskf = mask.astype("float64")
-    trans, start, end = (p.astype("float64") for p in (crf.transitions, crf.start, crf.end))
-    e = emissions.astype("float64")
-    alpha = start.unsqueeze(0) + e[:, 0]
-    for t in range(1, e.shape[1]):
-        nxt = paddle.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0) + e[:, t].unsqueeze(1), axis=1)
-        step = maskf[:, t].unsqueeze(1)
-        alpha = nxt * step + alpha * (1.0 - step)
-    return paddle.logsumexp(alpha + end.unsqueeze(0), axis=1)
+    """The textbook recursion (the one bench_kernels.py times), in float64."""
+    params = SimpleNamespace(**{k: getattr(crf, k).astype("float64") for k in ("transitions", "start", "end")})
+    return logsumexp_log_partition(params, emissions.astype("float64"), mask)
 
 
 def _setup(batch, width, tags, scale, seed=0):
