@@ -6,7 +6,7 @@ into the settings, so ``config.resolved.yaml`` records them.
 """
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from paddlepalm.config.loader import Config, Problem, config_error
@@ -28,6 +28,7 @@ class Run:
     objective: Any = None
     checkpoint: Optional[str] = None
     vocab: Optional[str] = None
+    callbacks: List[Any] = field(default_factory=list)
 
     def trainer(self, name: str):
         return self.engine.trainers[self.engine.task_index(name)]
@@ -223,7 +224,36 @@ def build_run(config: Config, mode: str = "train", checkpoint: Optional[str] = N
     engine.build_forward()
     objective = _objective(config, settings, engine) if mode == "train" else None
     optimizer = build_optimizer(settings) if mode == "train" else None
-    return Run(settings, backbone, built, engine, optimizer, objective, checkpoint, vocab)
+    callbacks = build_callbacks(config, settings) if mode == "train" else []
+    return Run(settings, backbone, built, engine, optimizer, objective, checkpoint, vocab, callbacks)
+
+
+def build_callbacks(config: Config, settings: Dict[str, Any]) -> List[Any]:
+    """The user's ``callbacks:``: dotted paths or ``{type: path, <options>}``, each a Callback."""
+    from paddlepalm.engine import Callback
+    from paddlepalm.registry import CALLBACKS
+
+    built, problems = [], []
+    for i, entry in enumerate(settings.get("callbacks") or []):
+        spec = {"type": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, dict) else None
+        if spec is None or not isinstance(spec.get("type"), str):
+            problems.append(config.problem(("callbacks", i), "expected a dotted path 'pkg.module:Class' or a "
+                                                             "mapping with 'type', got %r" % (entry,)))
+            continue
+        try:
+            cls = CALLBACKS.get(spec.pop("type"))
+            callback = cls(**spec)
+        except (KeyError, TypeError, ValueError) as e:
+            problems.append(config.problem(("callbacks", i), "cannot build the callback: %s" % str(e).strip("'\"")))
+            continue
+        if not isinstance(callback, Callback):
+            problems.append(config.problem(("callbacks", i), "%s is not a paddlepalm.engine.Callback"
+                                           % type(callback).__name__))
+            continue
+        built.append(callback)
+    if problems:
+        raise config_error(problems, config.source)
+    return built
 
 
 def _check_head_size(config: Config, name: str, options: Dict[str, Any], reader, problems: List[Problem]) -> None:

@@ -165,6 +165,9 @@ SCHEMA = Key("config", "A paddlepalm run.", kind=SECTION, keys=(
     _v("print_steps", "int", "Log the loss every N steps; 0 for never.", _training_default("print_steps"), minimum=0),
     _v("output_dir", "str", "Where `train` writes (relative to the current folder).", "output"),
     _v("seed", "int", "Seed of initialisation, shuffling, sampling and dropout.", 0),
+    _v("callbacks", "list", "Your own training callbacks, run after the built-in ones: dotted paths "
+       "`pkg.module:Class`, or mappings `{type: pkg.module:Class, <constructor options>}` (see "
+       "docs/callbacks.md)."),
 ))
 
 

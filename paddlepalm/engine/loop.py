@@ -136,7 +136,9 @@ class FitLoop:
             loss.backward()
 
     def optimizer_step(self) -> None:
+        """Reduce gradients (data parallel), ``on_before_optimizer_step``, update, clear, schedule."""
         self.strategy.reduce_gradients(p for _, p in self.network.named_parameters())
+        self.callbacks.call("on_before_optimizer_step", self, self.state, self.control)
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -239,6 +241,11 @@ class FitLoop:
                 "callbacks": self.callbacks.state_dict()}
 
     def load_training_state(self, state: Dict[str, Any]) -> None:
+        """Continue the checkpointed run exactly: its schedule, positions, state, callbacks and seed."""
+        if "seed" in state and int(state["seed"]) != self.seed:
+            logger.warning("resuming a run trained with seed %s (this engine has seed %s): keeping the run's "
+                           "seed so the remaining steps are the ones it would have taken", state["seed"], self.seed)
+            self.seed = int(state["seed"])
         self.optimizer_spec.scheduler.set_state_dict(state["scheduler"])
         self.state.load_state_dict(state.get("train_state") or {"global_step": state["global_step"],
                                                                  "best_score": state["best_score"],

@@ -70,6 +70,7 @@ class Sampler:
         self.rng = np.random.default_rng(seed)
         self.step = 0
         self.counts = [0] * len(tasks)
+        self.last_task: Optional[int] = None  # the task of the latest step
         p_main = self.probs(0.0)[self.main]
         main_steps = num_epochs * tasks[self.main].steps_per_epoch
         self.total_steps = int(max_steps) if max_steps else max(1, int(round(main_steps / p_main)))
@@ -89,6 +90,7 @@ class Sampler:
         task = int(self.rng.choice(len(self.tasks), p=p)) if len(self.tasks) > 1 else 0
         self.counts[task] += 1
         self.step += 1
+        self.last_task = task
         return task
 
     def plan(self) -> List[Dict[str, float]]:
