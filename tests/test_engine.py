@@ -328,3 +328,36 @@ def test_yaml_callback_errors_name_the_file_line_and_key(data, tmp_path, capsys)
     assert "%s:%d: callbacks.0: cannot build the callback" % (path, line0) in err
     assert "callbacks.1: cannot build the callback" in err and "colour" in err
     assert "Traceback" not in err
+
+
+def test_a_full_disk_during_a_save_names_the_folder_and_keeps_the_old_one(data, tmp_path, monkeypatch):
+    import errno
+
+    from paddlepalm.errors import CheckpointError
+
+    engine = _engine(data, dev=False)
+    engine.fit(num_epochs=1, print_steps=0)
+    engine.save(str(tmp_path / "m"))
+    before = sorted(os.listdir(tmp_path / "m"))
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(paddle, "save", full)
+    with pytest.raises(CheckpointError, match=re.escape(str(tmp_path / "m")) + ".*no space left on the device"):
+        engine.save(str(tmp_path / "m"))
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path / "m")) == before and palm.load(str(tmp_path / "m")).tasks == ["a", "b"]
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+
+
+def test_a_truncated_encoder_file_raises_checkpoint_error_naming_the_checkpoint(data, tmp_path):
+    from paddlepalm.errors import CheckpointError
+
+    engine = _engine(data, dev=False)
+    engine.fit(num_epochs=1, print_steps=0)
+    engine.save(str(tmp_path / "m"))
+    weights = tmp_path / "m" / "backbone" / "encoder.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=re.escape(str(tmp_path / "m" / "backbone")) + ".*truncated"):
+        palm.load(str(tmp_path / "m"))

@@ -146,7 +146,9 @@ def test_interrupted_save_keeps_last_good_checkpoint(data, tmp_path, monkeypatch
 
     monkeypatch.setattr(paddle, "save", broken)
     trainer.state.global_step = 2  # save the same step again: replaces only if the write completes
-    with pytest.raises(OSError, match="disk full"):
+    from paddlepalm.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"ckpt\.step2: could not be saved \(OSError: disk full\)"):
         trainer.save_checkpoint()
     monkeypatch.undo()
     model = palm.load(str(good))
