@@ -19,7 +19,8 @@ from paddlepalm.engine.inference import evaluate_reader, predict_reader
 from paddlepalm.engine.loop import FitLoop
 from paddlepalm.engine.network import MultiTaskNetwork
 from paddlepalm.engine.sampling import Sampler, TaskInfo
-from paddlepalm.engine.spec import TaskSpec, check_unique_names, main_task_name, resolve_shared_heads
+from paddlepalm.engine.spec import (TaskSpec, check_unique_names, input_groups, main_task_name,
+                                     resolve_shared_heads)
 from paddlepalm.engine.strategy import Strategy, default_strategy
 from paddlepalm.errors import CheckpointError
 from paddlepalm.utils.atomic_dir import atomic_directory
@@ -33,17 +34,24 @@ class Engine:
     """Multi-task training over one shared encoder: ``Engine(tasks, backbone=...)``.
 
     ``sampling``: 'mix_ratio' (PALM, default), 'temperature' or 'annealed' (see
-    :mod:`paddlepalm.engine.sampling`). Deterministic given ``seed``. ``strategy``: single
-    process, or data parallel under ``paddle.distributed.launch`` (chosen automatically).
+    :mod:`paddlepalm.engine.sampling`). ``step_mode``: 'sampled' (one task per step, PALM) or
+    'joint' (every task -- or ``tasks_per_step`` of them -- each step, one optimizer step).
+    Tasks given the same train reader object label the same examples and share one encoder pass
+    per batch. ``balancer``: how the losses of a step combine into gradients (default: the sum
+    weighted by each task's ``loss_weight``; see :mod:`paddlepalm.balancing`). Deterministic
+    given ``seed``. ``strategy``: single process, or data parallel under
+    ``paddle.distributed.launch`` (chosen automatically).
     """
 
     def __init__(self, tasks: Sequence[TaskSpec], backbone=None, main_task: Optional[str] = None,
                  sampling: str = "mix_ratio", temperature: float = 1.0, seed: int = 0,
-                 strategy: Optional[Strategy] = None):
+                 strategy: Optional[Strategy] = None, step_mode: str = "sampled",
+                 tasks_per_step: Optional[int] = None, balancer=None):
         self.tasks: List[TaskSpec] = check_unique_names(tasks)
         self.backbone = backbone
         self.main_task = main_task
         self.sampling, self.temperature, self.seed = sampling, temperature, seed
+        self.step_mode, self.tasks_per_step, self.balancer = step_mode, tasks_per_step, balancer
         self.strategy = strategy or default_strategy()
         self.sampler: Optional[Sampler] = None
         self.optimizer_spec = None
@@ -88,11 +96,17 @@ class Engine:
                 raise ValueError("task %r has no train reader" % t.name)
             if t.reader._batcher is None:
                 raise ValueError("task %r: its reader has no data; call load_data first" % t.name)
-        infos = [TaskInfo(t.name, t.reader.num_examples, t.reader.batch_size, t.reader.steps_per_epoch,
-                          t.mix_ratio, t.name == main) for t in self.tasks]
-        self.sampler = Sampler(infos, self.sampling, num_epochs, self.temperature, self.seed, max_steps)
+        units = input_groups(self.tasks)
+        infos = []
+        for unit in units:
+            members = [self.tasks[i] for i in unit]
+            r = members[0].reader
+            infos.append(TaskInfo("+".join(t.name for t in members), r.num_examples, r.batch_size, r.steps_per_epoch,
+                                  max(t.mix_ratio for t in members), any(t.name == main for t in members)))
+        self.sampler = Sampler(infos, self.sampling, num_epochs, self.temperature, self.seed, max_steps,
+                               self.step_mode, self.tasks_per_step)
         self.loop = FitLoop(self, self.bind(), self.tasks, self.sampler, self.optimizer_spec, self.args,
-                            self.strategy, CallbackList(), self.seed, self.weight_decay)
+                            self.strategy, CallbackList(), self.seed, self.weight_decay, units, self.balancer)
         return self.sampler
 
     # ------------------------------------------------------------------ training

@@ -7,7 +7,7 @@ evaluation, best model, early stopping and checkpoints are callbacks
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from paddlepalm.engine.args import TrainingArguments
@@ -25,13 +25,14 @@ STEP_SEED_MULTIPLIER = 1000003  # per-step Paddle seed: seed * this + step (drop
 
 @dataclass
 class StepOutput:
-    """What one training step produced: the task that ran, its weighted loss (detached, this
-    process's share) and the head's outputs."""
+    """What one training step produced: the tasks that ran, each one's weighted loss (detached,
+    this process's share) and head outputs. ``task`` / ``loss`` / ``outputs`` are the first's."""
 
     task_index: int
     task: str
     loss: Any
     outputs: Dict[str, Any]
+    losses: Dict[str, Any] = field(default_factory=dict)
 
 
 class FitLoop:
@@ -39,9 +40,14 @@ class FitLoop:
 
     def __init__(self, engine, network: MultiTaskNetwork, tasks: Sequence[TaskSpec], sampler: Sampler,
                  optimizer_spec, args: TrainingArguments, strategy: Strategy, callbacks: CallbackList,
-                 seed: int = 0, weight_decay: Optional[float] = None):
+                 seed: int = 0, weight_decay: Optional[float] = None, units: Optional[List[List[int]]] = None,
+                 balancer=None):
         self.engine = engine  # evaluate(), save(path), save_checkpoint() -- see Engine
         self.network, self.tasks, self.sampler = network, list(tasks), sampler
+        # the sampler draws units: one task, or tasks sharing one reader (one encoder pass)
+        self.units = units or [[i] for i in range(len(self.tasks))]
+        self.balancer = balancer  # None: the weighted sum of the task losses (loss_weight)
+        self.last_tasks: List[str] = []
         self.optimizer_spec, self.weight_decay = optimizer_spec, weight_decay
         self.args, self.strategy, self.callbacks, self.seed = args, strategy, callbacks, seed
         self.state = TrainState(max_steps=sampler.total_steps, task_steps={t.name: 0 for t in tasks})
@@ -101,8 +107,9 @@ class FitLoop:
 
     # ------------------------------------------------------------------ data positions
     def iterators(self) -> list:
+        """One batch iterator per unit (tasks sharing a reader share its iterator)."""
         if self._iterators is None:
-            self._iterators = [t.reader.batcher.iterate(None) for t in self.tasks]
+            self._iterators = [self.tasks[unit[0]].reader.batcher.iterate(None) for unit in self.units]
         return self._iterators
 
     def data_positions(self) -> Dict[str, Any]:
@@ -117,17 +124,48 @@ class FitLoop:
         self._sync_task_steps()
 
     def _sync_task_steps(self) -> None:
-        self.state.task_steps = dict(zip([t.name for t in self.tasks], self.sampler.counts))
+        self.state.task_steps = {self.tasks[i].name: count for unit, count in zip(self.units, self.sampler.counts)
+                                 for i in unit}
 
     # ------------------------------------------------------------------ one step
     def train_step(self, batch, task_index: int) -> Dict[str, Any]:
         """Forward + backward on one batch of one task (no optimizer step); the head's outputs."""
-        t = self.tasks[task_index]
-        self.network.train_task(t)
-        with self.amp_context():
-            outputs = self.network.forward(t, batch)
-        self.backward(outputs["loss"] * (t.loss_weight / self.accumulate_steps * self.shard_weight))
+        unit = next(u for u in self.units if task_index in u)
+        return self.train_unit(batch, unit)[task_index]
+
+    def train_unit(self, batch, unit: Sequence[int]) -> Dict[int, Dict[str, Any]]:
+        """Forward (one encoder pass for the unit's tasks) + backward; outputs per task index."""
+        outputs = self.forward_unit(batch, unit)
+        self.backward_losses({i: (out["loss"], self.shard_weight) for i, out in outputs.items()})
         return outputs
+
+    def forward_unit(self, batch, unit: Sequence[int]) -> Dict[int, Dict[str, Any]]:
+        tasks = [self.tasks[i] for i in unit]
+        for t in tasks:
+            self.network.train_task(t)
+        with self.amp_context():
+            return dict(zip(unit, self.network.forward_shared(tasks, batch)))
+
+    def backward_losses(self, losses: Dict[int, Any]) -> None:
+        """``{task index: (loss, shard weight)}`` -> gradients: the balancer's combination, or
+        the sum of ``loss * loss_weight * shard weight / accumulate_steps``."""
+        if self.balancer is not None:
+            self.balancer_backward(losses)
+            return
+        terms = [loss * (self.tasks[i].loss_weight / self.accumulate_steps * weight) for i, (loss, weight) in
+                 losses.items()]
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        self.backward(total)
+
+    def balancer_backward(self, losses: Dict[int, Any]) -> None:
+        """Hand the step's task losses to the balancer, which runs the backward pass(es)."""
+        named = {self.tasks[i].name: loss * weight for i, (loss, weight) in losses.items()}
+        shared = [p for p in self.network.backbone.parameters() if not p.stop_gradient]
+        task_params = {self.tasks[i].name: [p for p in self.tasks[i].head.parameters() if not p.stop_gradient]
+                       for i in losses}
+        self.last_weights = self.balancer.combine(named, shared, task_params, scale=1.0 / self.accumulate_steps)
 
     def backward(self, loss) -> None:
         if self.scaler is not None:
@@ -148,21 +186,30 @@ class FitLoop:
         self.optimizer_spec.scheduler.step()
 
     def step(self) -> StepOutput:
-        """One training step: seed, sample a task, take its batch, shard, train, maybe update."""
+        """One training step: seed, draw the unit(s), take their batches, shard, train, maybe update."""
         import paddle
 
         s = self.state
         paddle.seed(self.strategy.step_seed(self.seed * STEP_SEED_MULTIPLIER + s.global_step))
-        task_index = self.sampler.next()
-        batch, self.shard_weight = self.strategy.shard(next(self.iterators()[task_index]))
-        outputs = self.train_step(batch, task_index)
-        loss = outputs["loss"].detach()
+        losses, outputs = {}, {}
+        for u in self.sampler.next_tasks():
+            batch, self.shard_weight = self.strategy.shard(next(self.iterators()[u]))
+            unit_out = self.forward_unit(batch, self.units[u])
+            outputs.update(unit_out)
+            losses.update({i: (out["loss"], self.shard_weight) for i, out in unit_out.items()})
+        self.backward_losses(losses)
         s.global_step += 1
         self._sync_task_steps()
-        self._pending.append((task_index, loss if self.shard_weight == 1.0 else loss * self.shard_weight))
+        detached = {}
+        for i, (loss, weight) in losses.items():
+            loss = loss.detach()
+            detached[self.tasks[i].name] = loss if weight == 1.0 else loss * weight
+            self._pending.append((i, detached[self.tasks[i].name]))
+        self.last_tasks = list(detached)
         if s.global_step % self.accumulate_steps == 0 or s.global_step == s.max_steps:
             self.optimizer_step()
-        return StepOutput(task_index, self.tasks[task_index].name, self._pending[-1][1], outputs)
+        first = next(iter(outputs))
+        return StepOutput(first, self.tasks[first].name, detached[self.tasks[first].name], outputs[first], detached)
 
     # ------------------------------------------------------------------ the run
     def run(self) -> Dict[str, Any]:

@@ -1,5 +1,5 @@
 """The trained network: one shared encoder and one head per task (a shared head counts once)."""
-from typing import Dict, Iterator, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 from paddlepalm.engine.spec import TaskSpec
 
@@ -40,6 +40,13 @@ class MultiTaskNetwork:
 
     def forward(self, task: TaskSpec, batch):
         """Encoder then ``task``'s head on a numpy batch; the head's outputs (with ``'loss'``)."""
-        from paddlepalm.forward import run_task, to_tensors
+        return self.forward_shared([task], batch)[0]
 
-        return run_task(self.backbone, task.head, to_tensors(batch))
+    def forward_shared(self, tasks: Sequence[TaskSpec], batch) -> List[Dict[str, object]]:
+        """ONE encoder pass over ``batch``, then every task's head on it (tasks labelling the same
+        inputs); each head's outputs, in the order of ``tasks``."""
+        from paddlepalm.forward import encoder_inputs, to_tensors
+
+        tensors = to_tensors(batch)
+        encoded = self.backbone(**encoder_inputs(tensors, self.backbone))
+        return [t.head(encoded, tensors) for t in tasks]
