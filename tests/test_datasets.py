@@ -140,3 +140,15 @@ def test_examples_import_the_package_without_path_edits():
             text = f.read()
         assert "sys.path" not in text, path
         assert not re.search(r"^\s*(import|from)\s+_common\b", text, re.M), path
+
+
+def test_results_command_is_relative_to_the_scripts_project(tmp_path, monkeypatch):
+    from paddlepalm.utils.results import command_line
+
+    (tmp_path / "proj" / "examples" / "a").mkdir(parents=True)
+    (tmp_path / "proj" / "pyproject.toml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", [str(tmp_path / "proj" / "examples" / "a" / "run.py"), "--x", "a b"])
+    assert command_line() == "python examples/a/run.py --x 'a b'"
+    monkeypatch.setattr("sys.argv", [str(tmp_path / "run.py")])
+    assert command_line(root=str(tmp_path / "proj")) == "python ../run.py"

@@ -10,16 +10,19 @@ import shlex
 import sys
 from typing import Any, Dict, Optional
 
-from paddlepalm.utils.paths import PROJECT_ROOT
+from paddlepalm.utils.paths import project_root_of
 
 RESULTS_FILE = "results.json"
 RESERVED_KEYS = ("wall_seconds", "run")  # results.json keys that are not tasks
 
 
 def command_line(root: Optional[str] = None) -> str:
-    """``python <script relative to root> <args>`` of this process (``root``: the project root)."""
-    root = root or PROJECT_ROOT
-    script = os.path.relpath(os.path.abspath(sys.argv[0]), root) if sys.argv and sys.argv[0] else "?"
+    """``python <script> <args>`` of this process, the script's path relative to ``root``: by
+    default the project the script belongs to (see :func:`project_root_of`), else the current dir."""
+    script = "?"
+    if sys.argv and sys.argv[0]:
+        path = os.path.abspath(sys.argv[0])
+        script = os.path.relpath(path, root or project_root_of(path) or os.getcwd())
     return " ".join(["python", script] + [shlex.quote(a) for a in sys.argv[1:]])
 
 
