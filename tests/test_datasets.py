@@ -11,6 +11,7 @@ from paddlepalm.datasets import locate, snips, snips_download
 from paddlepalm.datasets.conll import read_sentence_blocks
 from paddlepalm.datasets.xquad import split_articles
 from paddlepalm.downloader.errors import ChecksumError
+from paddlepalm.errors import DataError
 from paddlepalm.utils.script import default_eval_steps
 from tests.conftest import ROOT
 
@@ -93,7 +94,8 @@ def test_download_snips_from_a_folder_refuses_wrong_digests(tmp_path, monkeypatc
 
 def test_url_layout():
     assert snips_download.intent_of("validate_GetWeather.json") == "GetWeather"
-    assert snips_download.url_of("train_RateBook_full.json", "http://m/x/") == "http://m/x/RateBook/train_RateBook_full.json"
+    assert (snips_download.url_of("train_RateBook_full.json", "http://m/x/")
+            == "http://m/x/RateBook/train_RateBook_full.json")
 
 
 def _squad(path, articles=3, paragraphs=2, questions=2):
@@ -117,6 +119,14 @@ def test_split_articles_holds_out_whole_articles(tmp_path):
     for bad in (0, 3):
         with pytest.raises(ValueError, match=r"held_out must be between 1 and 2 .*x\.json has 3 articles"):
             split_articles(str(tmp_path / "x.json"), bad, str(tmp_path / "bad"))
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"data": [\n  {"title": }\n]}', encoding="utf-8")
+    with pytest.raises(DataError, match="malformed JSON") as caught:
+        split_articles(str(broken), 1, str(tmp_path / "bad"))
+    assert (caught.value.path, caught.value.line) == (str(broken), 2)
+    broken.write_text('{"articles": []}', encoding="utf-8")
+    with pytest.raises(DataError, match="SQuAD"):
+        split_articles(str(broken), 1, str(tmp_path / "bad"))
 
 
 def test_conll_blocks_drop_docstart_and_windows_newlines(tmp_path):

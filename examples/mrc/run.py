@@ -23,6 +23,7 @@ from paddlepalm.utils.script import add_common_args, data_out, finish_prepare_on
 from paddlepalm.utils.seed import seed_everything
 from paddlepalm.utils.timing import Stopwatch
 
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -43,7 +44,7 @@ def main(argv=None) -> dict:
     try:
         files, counts = split_articles(os.path.join(data_dir, XQUAD_EN_FILE), args.held_out,
                                        data_out(args, __file__), args.limit, args.seed)
-    except ValueError as e:  # --held-out out of range
+    except ValueError as e:  # --held-out out of range, or a malformed file (named in the message)
         raise SystemExit("error: %s" % e) from None
     if args.prepare_only:
         return finish_prepare_only(pretrained, data_out(args, __file__))

@@ -18,7 +18,8 @@ import os
 
 from paddlepalm.datasets import WNUT17_FILES, find_wnut17, pretrained_dir, wnut17_readers
 from paddlepalm.utils.results import read_results, training_speed, write_results
-from paddlepalm.utils.script import add_common_args, copy_files, data_out, default_eval_steps, finish_prepare_only, optimizer_from_args
+from paddlepalm.utils.script import (add_common_args, copy_files, data_out,
+                                     default_eval_steps, finish_prepare_only, optimizer_from_args)
 from paddlepalm.utils.seed import seed_everything
 from paddlepalm.utils.table import format_table
 from paddlepalm.utils.timing import Stopwatch

@@ -17,7 +17,8 @@ import os
 
 from paddlepalm.datasets import find_snips, prepare_snips, pretrained_dir
 from paddlepalm.utils.results import read_results, training_speed, write_results
-from paddlepalm.utils.script import add_common_args, data_out, default_eval_steps, finish_prepare_only, optimizer_from_args
+from paddlepalm.utils.script import (add_common_args, data_out, default_eval_steps,
+                                     finish_prepare_only, optimizer_from_args)
 from paddlepalm.utils.seed import seed_everything
 from paddlepalm.utils.table import format_table
 from paddlepalm.utils.timing import Stopwatch

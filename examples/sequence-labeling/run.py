@@ -62,7 +62,8 @@ def main(argv=None) -> dict:
         os.remove(log)
     watch.lap("prepare")
     summary = task.fit(backbone=backbone, num_epochs=args.epochs, max_steps=args.max_steps,
-                       optimizer=optimizer_from_args(args), save_path=out, keep_last=1, eval_steps=args.eval_steps or steps_per_epoch,
+                       optimizer=optimizer_from_args(args), save_path=out, keep_last=1,
+                       eval_steps=args.eval_steps or steps_per_epoch,
                        objective="ner.f1", print_steps=args.print_steps)
     watch.lap("train")
     task.load_ckpt(os.path.join(out, "best"))  # the best dev F1

@@ -10,6 +10,7 @@ from typing import Dict, Optional, Tuple
 
 from paddlepalm.datasets.locate import find_data, has_files
 from paddlepalm.datasets.subset import subsample
+from paddlepalm.errors import DataError
 
 XQUAD_EN_FILE = "xquad.en.json"
 XQUAD_HOW_TO_GET = ("Get xquad.en.json from https://github.com/google-deepmind/xquad and point --data-dir "
@@ -26,11 +27,17 @@ def split_articles(path: str, held_out: int, out_dir: str, limit: Optional[int] 
     """Write ``<out_dir>/train.json`` (all but the last ``held_out`` articles) and ``eval.json``.
 
     ``limit`` keeps at most that many questions in each (drawn with ``seed``; smoke tests).
-    Returns ``({'train': path, 'eval': path}, {'train': questions, 'eval': questions})``; raises
-    ``ValueError`` unless ``0 < held_out < articles``.
+    Returns ``({'train': path, 'eval': path}, {'train': questions, 'eval': questions})``. Raises
+    ``ValueError`` unless ``0 < held_out < articles``, ``DataError`` (naming file and line) for a
+    file that is not SQuAD JSON.
     """
     with open(path, encoding="utf-8") as f:
-        dataset = json.load(f)
+        try:
+            dataset = json.load(f)
+        except json.JSONDecodeError as e:
+            raise DataError("malformed JSON: %s" % e.msg, path=path, line=e.lineno) from None
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
+        raise DataError("expected SQuAD v1.1 JSON, an object with a 'data' list of articles", path=path)
     articles = dataset["data"]
     if not 0 < held_out < len(articles):
         raise ValueError("held_out must be between 1 and %d (%s has %d articles)"
