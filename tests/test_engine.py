@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import paddle
 import pytest
 
@@ -361,3 +362,43 @@ def test_a_truncated_encoder_file_raises_checkpoint_error_naming_the_checkpoint(
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(CheckpointError, match=re.escape(str(tmp_path / "m" / "backbone")) + ".*truncated"):
         palm.load(str(tmp_path / "m"))
+
+
+# ----------------------------------------------------------------------------- step modes, shared inputs
+def test_shared_input_tasks_take_one_encoder_pass_and_the_gradient_of_the_sum(data):
+    vocab, a, _ = data
+    paddle.seed(0)
+    backbone = palm.backbone.BERT.from_config(tiny_config("bert"))  # dropout 0
+    reader = palm.reader.ClassifyReader(vocab, 16, seed=1).load_data(a, batch_size=4)
+    tasks = [palm.Trainer("x", reader=reader, head=palm.head.Classify(3, 32, 0.0)),
+             palm.Trainer("y", reader=reader, head=palm.head.Classify(3, 32, 0.0), loss_weight=0.5)]
+    engine = palm.MultiHeadTrainer(tasks, backbone=backbone)
+    engine.fit_readers_with_mixratio([reader, reader], "x", 1)
+    assert engine.loop.units == [[0, 1]] and "x+y" in engine.sampler.format_plan()
+    batch = next(iter(reader.iterator(num_epochs=1)))
+    calls = []
+    original = backbone.forward
+    backbone.forward = lambda *args, **kw: calls.append(1) or original(*args, **kw)
+    engine.loop.train_unit(batch, [0, 1])
+    assert len(calls) == 1  # one encoder pass for both heads
+    joint = {n: p.grad.numpy().copy() for n, p in engine.named_parameters()}
+    for p in engine.network.parameters():
+        p.clear_gradient(False)
+    for i in (0, 1):
+        engine.loop.train_unit(batch, [i])  # separately: accumulates
+    separate = {n: p.grad.numpy() for n, p in engine.named_parameters()}
+    assert len(calls) == 3
+    for name in joint:
+        np.testing.assert_allclose(joint[name], separate[name], atol=1e-5, err_msg=name)
+
+
+def test_joint_step_mode_runs_every_task_each_step(data, tmp_path):
+    engine = _engine(data, dev=False)
+    engine.step_mode = "joint"
+    summary = engine.fit(num_epochs=2, print_steps=1, save_path=str(tmp_path / "out"))
+    assert summary["steps"] == 4 and summary["task_steps"] == {"a": 4, "b": 4}  # a: 2 steps/epoch x 2
+    rows = [r for r in _rows(tmp_path / "out" / "metrics.jsonl") if "loss" in r]
+    assert all(set(r["loss"]) == {"a", "b"} for r in rows)
+    engine3 = _engine(data, dev=False)
+    engine3.step_mode, engine3.tasks_per_step = "joint", 1
+    assert engine3.fit(num_epochs=2, print_steps=0)["task_steps"] == {"a": 4, "b": 0}
