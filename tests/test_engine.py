@@ -294,14 +294,15 @@ class CountSteps(Callback):
         self.steps += 1
 
 
-def _yaml_run(tmp_path, data, callbacks):
+def _yaml_run(tmp_path, data, callbacks, **extra):
     import yaml
 
     vocab, a, _ = data
     (tmp_path / "model.json").write_text(json.dumps(tiny_config("bert")))
     config = {"backbone": {"type": "bert", "config": "model.json"}, "tokenizer": {"vocab": vocab},
               "max_len": 16, "batch_size": 4, "tasks": {"a": {"reader": "classify", "train": a}},
-              "epochs": 1, "print_steps": 0, "output_dir": str(tmp_path / "out"), "callbacks": callbacks}
+              "epochs": 1, "print_steps": 0, "output_dir": str(tmp_path / "out"), "callbacks": callbacks,
+              **extra}
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -402,3 +403,20 @@ def test_joint_step_mode_runs_every_task_each_step(data, tmp_path):
     engine3 = _engine(data, dev=False)
     engine3.step_mode, engine3.tasks_per_step = "joint", 1
     assert engine3.fit(num_epochs=2, print_steps=0)["task_steps"] == {"a": 4, "b": 0}
+
+
+def test_yaml_joint_step_mode(data, tmp_path):
+    from paddlepalm.cli import main
+
+    CountSteps.runs.clear()
+    b = data[2]
+    path = _yaml_run(tmp_path, data, ["tests.test_engine:CountSteps"],
+                     sampling={"step_mode": "joint"}, epochs=2, print_steps=1)
+    import yaml
+
+    config = yaml.safe_load(path.read_text())
+    config["tasks"]["b"] = {"reader": "classify", "train": b, "mix_ratio": 0.2}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["train", str(path)]) == 0
+    rows = [r for r in _rows(tmp_path / "out" / "metrics.jsonl") if "task_steps" in r]
+    assert CountSteps.runs[-1].steps == 4 and rows[-1]["task_steps"] == {"a": 4, "b": 4}

@@ -220,7 +220,9 @@ def build_run(config: Config, mode: str = "train", checkpoint: Optional[str] = N
              for name, t in settings["tasks"].items()]
     engine = MultiHeadTrainer(built, backbone=backbone, main_task=settings["main_task"],
                               sampling=settings["sampling"]["strategy"],
-                              temperature=settings["sampling"]["temperature"], seed=settings["seed"])
+                              temperature=settings["sampling"]["temperature"], seed=settings["seed"],
+                              step_mode=settings["sampling"]["step_mode"],
+                              tasks_per_step=settings["sampling"]["tasks_per_step"])
     engine.build_forward()
     objective = _objective(config, settings, engine) if mode == "train" else None
     optimizer = build_optimizer(settings) if mode == "train" else None

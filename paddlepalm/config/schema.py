@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from paddlepalm.engine.args import default as _training_default
-from paddlepalm.engine.sampling import STRATEGIES
+from paddlepalm.engine.sampling import STEP_MODES, STRATEGIES
 
 # How a key's value is checked: a plain value, a section of fixed keys, a mapping of named
 # sections (tasks), or a component (a registered name / dotted path, or a mapping with 'type').
@@ -111,6 +111,10 @@ SAMPLING = Key("sampling", "Which task runs at each step.", kind=SECTION, keys=(
        "to size towards uniform).", "mix_ratio", choices=STRATEGIES),
     _v("temperature", "float", "Temperature of the `temperature` strategy.", 1.0, minimum=0,
        above_minimum=True),
+    _v("step_mode", "str", "`sampled`: one task per step (PALM); `joint`: one batch of every task per step, "
+       "losses combined, one optimizer step (see docs/sampling.md).", "sampled", choices=STEP_MODES),
+    _v("tasks_per_step", "int", "With `step_mode: joint`: the main task plus this many minus one others, "
+       "drawn by `strategy`; `null`: every task.", minimum=1),
 ))
 
 OPTIMIZER = Key("optimizer", "Optimizer. Other options of the optimizer class (`beta1`, `beta2`, "
