@@ -42,6 +42,8 @@ def workdir(tmp_path):
     (tmp_path / "intent.tsv").write_text("label\ttext_a\n" + "".join("%s\t%s\n" % r for r in INTENTS))
     (tmp_path / "slot.tsv").write_text("text_a\tlabel\n" + "".join("%s\t%s\n" % r for r in SLOTS))
     (tmp_path / "labels.json").write_text(json.dumps(["a", "b", "c", "d", "e", "f", "g"]))
+    (tmp_path / "letters.tsv").write_text("label\ttext_a\n" + "".join("%s\t%s\n" % ("abc"[i % 3], text)
+                                                                     for i, (_, text) in enumerate(INTENTS)))
     return tmp_path
 
 
@@ -105,14 +107,16 @@ def test_valid_config_resolves_defaults_and_paths(workdir):
     s = config.settings
     task = s["tasks"]["intent"]
     assert task["train"] == str(workdir / "intent.tsv")
-    assert task["head"] == {"type": "classify"} and task["batch_size"] == 32 and task["max_len"] == 128
+    assert task["head"] == {"type": "classify"} and task["batch_size"] == 32
+    assert task["max_len"] == 64  # the default 128, lowered to the tiny encoder's 64 positions
     assert s["main_task"] == "intent" and s["tokenizer"]["vocab"] == str(workdir / "vocab.txt")
     assert os.path.isabs(s["output_dir"])
 
 
 # ----------------------------------------------------------------------------- --set
 def test_set_overrides_nested_values_and_parses_yaml_scalars(workdir):
-    path = write(workdir, VALID)
+    (workdir / "xyz.tsv").write_text("label\tsentence\nx\tplay jazz\ny\tbook a table\n")
+    path = write(workdir, VALID.replace("intent.tsv", "xyz.tsv"))
     config = load_config(path, ["optimizer.lr=3e-5", "tasks.intent.mix_ratio=0.5", "amp=null",
                                 "tasks.intent.reader.multi_label=true", "backbone.overrides={hidden_dropout_prob: 0}",
                                 "tasks.intent.fields={text_a: sentence}", "tasks.intent.label_map=[x, y, z]",
@@ -162,7 +166,8 @@ BROKEN = [
      7, "tasks.intent.reader", "unknown reader 'clasify' (did you mean 'classify'?)"),
     ("unknown head name", VALID + "    head: {type: clasify, dropout_prob: 0.1}\n",
      10, "tasks.intent.head.type", "unknown head 'clasify' (did you mean 'classify'?)"),
-    ("num_classes vs label map", VALID + "    head: {type: classify, num_classes: 5}\n    label_map: labels.json\n",
+    ("num_classes vs label map", VALID.replace("intent.tsv", "letters.tsv")
+     + "    head: {type: classify, num_classes: 5}\n    label_map: labels.json\n",
      10, "tasks.intent.head.num_classes", "head has 5 classes but the label map has 7 labels"),
     ("bad dotted path", VALID.replace("reader: classify", "reader: mypkg.nothere:MyReader"),
      7, "tasks.intent.reader", "cannot import 'mypkg.nothere:MyReader'"),
@@ -206,7 +211,7 @@ BROKEN = [
     ("label map file missing", VALID + "    label_map: nolabels.json\n",
      10, "tasks.intent.label_map", "file not found: "),
     ("fields value", VALID + "    fields:\n      text_a: [question]\n",
-     11, "tasks.intent.fields.text_a", "expected the name of a column, got ['question']"),
+     11, "tasks.intent.fields.text_a", "expected the name of a column (or its number, from 1), got ['question']"),
     ("invalid YAML", VALID + "optimizer: {lr: 0.1\n", 11, "", "invalid YAML"),
 ]
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from paddlepalm.errors import DataError
 from paddlepalm.reader.batching import Batch, Batcher, Feature, pad_batch
-from paddlepalm.reader.formats import guess_format, read_records
+from paddlepalm.reader.formats import FORMATS, read_records, resolve_format
 from paddlepalm.tokenizer import Tokenizer
 from paddlepalm.utils.init_args import record_init_args
 
@@ -127,6 +127,13 @@ class Reader:
             examples.append(record)
         return examples
 
+    @classmethod
+    def record_format(cls, input_file: str, file_format: str) -> Optional[str]:
+        """The record format (one of ``formats.FORMATS``) :meth:`read_examples` reads
+        ``input_file`` in, or None when this reader reads it its own way (CoNLL, SQuAD JSON, plain
+        text). ``paddlepalm check`` reads the records of such files before training."""
+        return file_format if file_format in FORMATS and cls.read_examples is Reader.read_examples else None
+
     def to_features(self, example: Example) -> Feature:
         """Turn one example into a feature dict (lists are padded per batch, scalars stacked)."""
         raise NotImplementedError("%s must implement to_features(example)" % type(self).__name__)
@@ -182,8 +189,7 @@ class Reader:
     def load_data(self, input_file: str, batch_size: int, num_epochs: Optional[int] = None,
                   file_format: Optional[str] = "tsv", shuffle_train: bool = True) -> "Reader":
         """Read and tokenize ``input_file`` once; batches come from iterating the reader."""
-        if file_format is None or (file_format == "tsv" and guess_format(input_file) != "tsv"):
-            file_format = guess_format(input_file)
+        file_format = resolve_format(input_file, file_format)
         self.input_file = input_file
         examples = self.read_examples(input_file, file_format)
         if not examples:

@@ -2,7 +2,7 @@
 from typing import List, Optional
 
 from paddlepalm.reader.base import Example, Reader
-from paddlepalm.reader.labels import LabelMap, LabelMapLike, encode_label
+from paddlepalm.reader.labels import LabelMap, LabelMapLike, encode_label, split_labels
 
 
 class ClassifyReader(Reader):
@@ -29,9 +29,7 @@ class ClassifyReader(Reader):
         self.label_sep = label_sep
 
     def _split(self, value) -> List[str]:
-        if isinstance(value, (list, tuple)):
-            return [str(v).strip() for v in value]
-        return [v.strip() for v in str(value).split(self.label_sep) if v.strip()]
+        return split_labels(value, self.label_sep)
 
     def prepare(self, examples: List[Example]) -> None:
         if self.label_map is not None:

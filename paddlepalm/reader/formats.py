@@ -31,6 +31,14 @@ def guess_format(path: str, default: str = "tsv") -> str:
     return _EXTENSIONS.get(ext, default)
 
 
+def resolve_format(path: str, declared: Optional[str]) -> str:
+    """The format a reader reads ``path`` in: ``declared``, else guessed from the name. PALM's
+    default ``'tsv'`` yields to a name that says otherwise (``.csv``, ``.jsonl``, ``.json``)."""
+    if declared is None or (declared == "tsv" and guess_format(path) != "tsv"):
+        return guess_format(path)
+    return declared
+
+
 def _lines(path: str) -> Iterator[Tuple[int, str]]:
     if not os.path.isfile(path):
         raise DataError("file not found", path=path)

@@ -33,6 +33,13 @@ def normalizer(name: Optional[str]) -> Callable[[str], str]:
     return NORMALIZERS[name]
 
 
+def split_labels(value: Any, sep: str = ",") -> List[str]:
+    """The labels of a multi-label value: a list, or ``sep``-joined names (blanks dropped)."""
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value]
+    return [v.strip() for v in str(value).split(sep) if v.strip()]
+
+
 def _loose(label: str) -> str:
     """What two labels share when they differ only in case or whitespace."""
     return " ".join(label.split()).casefold()
