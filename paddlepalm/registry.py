@@ -74,8 +74,9 @@ def _import_file(filename: str):
     if loaded is not None:
         if os.path.abspath(getattr(loaded, "__file__", "") or "") == filename:
             return loaded
-        raise ImportError("a different module named %r is already imported (%s); rename %s"
-                          % (name, getattr(loaded, "__file__", "built-in"), filename))
+        if _FILE_MODULES.get(name) is not loaded:  # an ordinary module, not a file we loaded
+            raise ImportError("a different module named %r is already imported (%s); rename %s"
+                              % (name, getattr(loaded, "__file__", "built-in"), filename))
     spec = importlib.util.spec_from_file_location(name, filename)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # classes pickle and save under this module name
@@ -84,7 +85,11 @@ def _import_file(filename: str):
     except BaseException:
         del sys.modules[name]
         raise
+    _FILE_MODULES[name] = module
     return module
+
+
+_FILE_MODULES: Dict[str, object] = {}  # module files imported by path (the newest of a name wins)
 
 
 READERS: Registry = Registry("reader")

@@ -261,7 +261,7 @@ def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Pro
         before = len(problems)
         _check_options(config, reader_cls, t["reader"], path + ("reader",), READER_ARGS_SET_ELSEWHERE, problems)
         _check_reader_values(config, t["reader"], path + ("reader",), problems)
-        if len(problems) == before and all(isinstance(c, (str, int)) for c in (t["fields"] or {}).values()):
+        if len(problems) == before and all(_is_column(c) for c in (t["fields"] or {}).values()):
             from paddlepalm.config.data_checks import check_task_files
 
             check_task_files(config, s, name, reader_cls, problems)
@@ -269,8 +269,7 @@ def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Pro
         if t[split] is not None and not os.path.isfile(t[split]):
             problems.append(config.problem(path + (split,), "file not found: %s" % t[split]))
     for field, column in (t["fields"] or {}).items():
-        is_number = isinstance(column, int) and not isinstance(column, bool)
-        if not (isinstance(column, str) and column) and not (is_number and column >= 1):
+        if not _is_column(column):
             problems.append(config.problem(path + ("fields", field), "expected the name of a column (or its "
                                            "number, from 1), got %r" % (column,)))
     if isinstance(t["label_map"], str) and not os.path.isfile(t["label_map"]):
@@ -310,6 +309,13 @@ def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Pro
     if isinstance(given, int) and count is not None and given != count:
         problems.append(config.problem(path + ("head", "num_classes"), "head has %d classes but the label map "
                                                                        "has %d labels" % (given, count)))
+
+
+def _is_column(column: Any) -> bool:
+    """A column name, or a column number from 1."""
+    if isinstance(column, bool):
+        return False
+    return (isinstance(column, str) and bool(column)) or (isinstance(column, int) and column >= 1)
 
 
 def _check_reader_values(config: Config, options: Dict[str, Any], path: Tuple, problems: List[Problem]) -> None:

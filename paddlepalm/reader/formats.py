@@ -115,9 +115,16 @@ def read_records(path: str, file_format: str = "tsv", required: Sequence[str] = 
     produced = 0
     header_checked = False
     for lineno, record in source:
+        absent = [(name, col) for col, name in rename.items() if col not in record and name in required]
+        original = [k for k in record if header or not k.startswith("column")]
         if rename:
             record = {rename.get(k, k): v for k, v in record.items()}
         by_line = file_format in ("jsonl", "json")
+        if absent and (not header_checked or by_line):
+            name, col = absent[0]
+            raise DataError("column %r (fields: {%s: %s}) is not in the file; found %s"
+                            % (col, name, col, ", ".join(original) or "none"),
+                            path=path, line=lineno if by_line else first_line(path)[0] or 1, field=name)
         if not header_checked or by_line:
             missing = [f for f in required if f not in record]
             if missing:
@@ -251,9 +258,9 @@ def _read_json_array(path: str) -> Iterator[Record]:
             pos = skip(pos + 1)
             continue
         if pos < len(text) and text[pos] == "]":
-            rest = text[pos + 1:].strip()
-            if rest:
-                raise DataError("unexpected text after the JSON array", path=path, line=line_at(pos))
+            rest = skip(pos + 1)
+            if rest < len(text):
+                raise DataError("unexpected text after the JSON array", path=path, line=line_at(rest))
             return
         raise DataError("expected ',' or ']' in the JSON array", path=path, line=line_at(min(pos, len(text))))
 
