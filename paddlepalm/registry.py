@@ -77,6 +77,14 @@ def _import_file(filename: str):
         if _FILE_MODULES.get(name) is not loaded:  # an ordinary module, not a file we loaded
             raise ImportError("a different module named %r is already imported (%s); rename %s"
                               % (name, getattr(loaded, "__file__", "built-in"), filename))
+    elif name not in _FILE_MODULES:
+        try:
+            installed = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            installed = None
+        if installed is not None and os.path.abspath(installed.origin or "") != filename:
+            raise ImportError("%s would hide the installed module %r (%s); rename the file"
+                              % (filename, name, installed.origin))
     spec = importlib.util.spec_from_file_location(name, filename)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # classes pickle and save under this module name
