@@ -58,7 +58,7 @@ def pretrained_dir(settings: Dict[str, Any]) -> Optional[str]:
 
 def build_backbone(settings: Dict[str, Any], checkpoint: Optional[str] = None, phase: str = "train"):
     """The encoder: from a training checkpoint, the pretrained folder, or its config (random)."""
-    from paddlepalm.model import BACKBONE_DIR
+    from paddlepalm.artifact import BACKBONE_DIR
     from paddlepalm.registry import BACKBONES
 
     b = settings["backbone"]
@@ -140,28 +140,18 @@ def build_optimizer(settings: Dict[str, Any]):
 
 
 def read_checkpoint_meta(checkpoint: str) -> Dict[str, Any]:
-    from paddlepalm.model import MODEL_FILE
+    from paddlepalm.artifact import MODEL_FILE
 
     with open(os.path.join(checkpoint, MODEL_FILE), encoding="utf-8") as f:
         return json.load(f)
 
 
 def resolve_checkpoint(path: str) -> str:
-    """A model folder: ``path`` itself, or a training output's ``best/`` (else newest ckpt)."""
-    from paddlepalm import checkpoint as ckpt
-    from paddlepalm.errors import CheckpointError
-    from paddlepalm.model import MODEL_FILE
+    """A model folder: ``path`` itself, or a training output's ``best/`` (else newest ckpt) --
+    the same rule as ``palm.load`` (:func:`paddlepalm.engine.checkpoints.resolve_model_dir`)."""
+    from paddlepalm.engine.checkpoints import resolve_model_dir
 
-    if os.path.isfile(os.path.join(path, MODEL_FILE)):
-        return path
-    best = os.path.join(path, "best")
-    if os.path.isfile(os.path.join(best, MODEL_FILE)):
-        return best
-    latest = ckpt.latest_checkpoint(path)
-    if latest:
-        return latest
-    raise CheckpointError("%s: not a paddlepalm model or training output folder (no %s, best/ or ckpt.step*)"
-                          % (path, MODEL_FILE))
+    return resolve_model_dir(path)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -178,9 +168,8 @@ def build_run(config: Config, mode: str = "train", checkpoint: Optional[str] = N
     """
     import paddle
 
-    from paddlepalm.multihead_trainer import MultiHeadTrainer
+    from paddlepalm.compat.palm2 import MultiHeadTrainer, Trainer
     from paddlepalm.registry import HEADS
-    from paddlepalm.trainer import Trainer
 
     if mode not in MODES:
         raise ValueError("mode must be one of %s, got %r" % (", ".join(MODES), mode))

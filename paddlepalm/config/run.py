@@ -38,7 +38,7 @@ def _settings(config: Config) -> Dict[str, Any]:
 
 
 def _check_output_dir(config: Config, output_dir: str, resume: Optional[str]) -> None:
-    from paddlepalm import checkpoint as ckpt
+    from paddlepalm.engine import checkpoints as ckpt
 
     taken = ckpt.latest_checkpoint(output_dir) or (os.path.isdir(os.path.join(output_dir, "best")) or None)
     if taken and not resume:
