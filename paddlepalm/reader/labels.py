@@ -102,6 +102,9 @@ class LabelMap:
                     source = json.load(f)
             except json.JSONDecodeError as e:
                 raise DataError("invalid JSON: %s" % e.msg, path=source, line=e.lineno) from None
+            except UnicodeDecodeError as e:
+                raise DataError("not valid UTF-8 (byte 0x%02x at position %d); re-save the file as UTF-8"
+                                % (e.object[e.start], e.start + 1), path=source) from None
         if isinstance(source, dict):
             ordered = sorted(source.items(), key=lambda kv: kv[1])
             ids = [i for _, i in ordered]
