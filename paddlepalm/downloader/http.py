@@ -108,7 +108,7 @@ def fetch(url: str, dest: str, sha256: Optional[str] = None,
             if e.kind == "deadline":
                 raise _past_deadline(url, part, options, attempts, None) from None
     else:
-        raise _give_up(url, part, failure, options.retries + 1, session, options)
+        raise _give_up(url, part, failure, options.retries + 1, session)
     os.replace(part, dest)
     if os.path.exists(part_state_path(part)):
         os.remove(part_state_path(part))
@@ -179,13 +179,14 @@ def _fetch_once(session: requests.Session, url: str, part: str, options: FetchOp
         if state.get("validator"):  # the server sends the whole file if it changed meanwhile
             headers["If-Range"] = state["validator"]
     connect, read = options.timeouts()
+    read = clock.bound(read)
     try:
         response = session.get(url, headers=headers, stream=True,
-                               timeout=(clock.bound(connect), clock.bound(read)))
+                               timeout=(clock.bound(connect), read))
     except requests.exceptions.ReadTimeout as e:  # connected, but no status line and headers
         clock.check()
         raise _Failure("no_response", "timed out after %gs waiting for the status line and "
-                       "headers" % clock.bound(read)) from e
+                       "headers" % read) from e
     except (requests.ConnectionError, requests.Timeout) as e:
         clock.check()
         if _closed_without_answer(e):
@@ -305,7 +306,7 @@ def _content_range_total(header: str) -> Optional[int]:
 
 
 def _give_up(url: str, part: str, failure: "_Failure", attempts: int,
-             session: requests.Session, options: Optional[FetchOptions] = None) -> NetworkError:
+             session: requests.Session) -> NetworkError:
     host = urlsplit(url).hostname or url
     received = os.path.getsize(part) if os.path.isfile(part) else 0
     if failure.kind == "no_response":
