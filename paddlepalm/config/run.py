@@ -47,7 +47,7 @@ def _check_output_dir(config: Config, output_dir: str, resume: Optional[str]) ->
 
 
 def training_arguments(s: Dict[str, Any], output_dir: str, objective, resume: Optional[str] = None,
-                       progress: Optional[bool] = None):
+                       progress: Optional[bool] = None, resume_strict: bool = False):
     """The validated settings as the engine's :class:`~paddlepalm.engine.TrainingArguments`."""
     from paddlepalm.engine import TrainingArguments
 
@@ -55,10 +55,11 @@ def training_arguments(s: Dict[str, Any], output_dir: str, objective, resume: Op
                              accumulate_steps=s["accumulate_steps"], amp=s["amp"], eval_steps=s["eval_steps"],
                              objective=objective, patience=s["patience"], save_path=output_dir,
                              save_steps=s["save_steps"], keep_last=s["keep_last"], print_steps=s["print_steps"],
-                             progress=progress, resume=resume)
+                             progress=progress, resume=resume, resume_strict=resume_strict)
 
 
-def run_train(config: Config, resume: Optional[str] = None, progress: Optional[bool] = None) -> Results:
+def run_train(config: Config, resume: Optional[str] = None, progress: Optional[bool] = None,
+              resume_strict: bool = False) -> Results:
     """Train as configured; write the output folder; return the final evaluation.
 
     ``output_dir`` receives ``config.resolved.yaml``, ``metrics.jsonl``, ``ckpt.step<N>/``, ``best/``
@@ -76,7 +77,8 @@ def run_train(config: Config, resume: Optional[str] = None, progress: Optional[b
         with open(os.path.join(output_dir, RESOLVED_CONFIG), "w", encoding="utf-8") as f:
             yaml.safe_dump(run.settings, f, sort_keys=False, allow_unicode=True)
     engine = run.engine
-    engine.fit(optimizer=run.optimizer, args=training_arguments(s, output_dir, run.objective, resume, progress),
+    engine.fit(optimizer=run.optimizer, args=training_arguments(s, output_dir, run.objective, resume, progress,
+                                                                       resume_strict),
                callbacks=run.callbacks)
     last = engine.history[-1] if engine.history else None
     results = last["eval"] if last and last["step"] == engine.global_step else engine.evaluate()
