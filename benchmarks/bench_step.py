@@ -7,9 +7,8 @@ a fraction of the GEMM peak measured with ``paddle.matmul`` in the same process 
   python benchmarks/bench_step.py --with-hf                # also HF+PyTorch, in its own process
   python benchmarks/bench_step.py --threads 2              # one thread count only
 
-A step is what the trainer does per batch: numpy batch -> tensors, forward, loss, backward,
-global-norm clipping, AdamW update, clear gradients (``MultiHeadTrainer.train_one_step`` and
-``_optimizer_step``). Model FLOPs per step = 3 x forward FLOPs (GEMMs and attention products; the
+A step is what the engine's ``FitLoop`` does per batch: numpy batch -> tensors, forward, loss,
+backward, global-norm clipping, AdamW update, clear gradients, LR schedule. Model FLOPs per step = 3 x forward FLOPs (GEMMs and attention products; the
 backward pass costs twice the forward). The GEMM peak is the best fp32 ``paddle.matmul`` rate over
 a few square sizes and the model's own GEMM shapes, measured at each thread count before and
 after the steps; the fraction uses the larger. Thread counts (default: 1 and paddlepalm's default,
@@ -58,29 +57,41 @@ def gemm_peak(paddle, sizes, repeats: int = 7):
 
 
 class PaddleSide:
-    """MiniLM-L6 + Classify head + AdamW, driven through the trainer's own step functions."""
+    """MiniLM-L6 + Classify head + AdamW (clip 1.0), stepped like the engine's ``FitLoop``:
+    ``MultiTaskNetwork.forward`` (numpy batch -> tensors -> encoder -> head), ``loss.backward()``,
+    then the optimizer step of ``FitLoop.optimizer_step`` (update, ``clear_grad``, LR schedule)."""
 
     def __init__(self, args, shapes):
         import paddlepalm as palm  # first: MKL_DEBUG_CPU_TYPE on AMD before paddle loads
         import paddle
 
+        from paddlepalm.engine.network import MultiTaskNetwork
+        from paddlepalm.engine.spec import TaskSpec
+
         self.paddle = paddle
         paddle.seed(0)
         backbone = palm.backbone.BERT.from_pretrained(args.model_dir, hidden_dropout_prob=args.dropout,
                                                       attention_probs_dropout_prob=args.dropout)
-        head = palm.head.Classify(7, backbone.config.hidden_size, dropout_prob=args.dropout)
-        trainer = palm.Trainer("cls")
-        trainer.build_forward(backbone, head)
-        self.engine = trainer._solo_engine()
-        opt = palm.optimizer.AdamW(lr=5e-5, weight_decay=0.01, grad_clip=1.0)
-        self.engine.optimizer_spec = opt
-        self.engine.optimizer = opt.build(self.engine.named_parameters(), backbone.config.num_hidden_layers, 10 ** 6)
+        self.task = TaskSpec("cls", head=palm.head.Classify(7, backbone.config.hidden_size,
+                                                             dropout_prob=args.dropout))
+        self.network = MultiTaskNetwork(backbone, [self.task])
+        self.spec = palm.optimizer.AdamW(lr=5e-5, weight_decay=0.01, grad_clip=1.0)
+        self.optimizer = self.spec.build(self.network.named_parameters(), backbone.config.num_hidden_layers, 10 ** 6)
         self.cfg = cfg = backbone.config
         self.gemm_sizes = [(1024, 1024, 1024), (2048, 2048, 2048)]
         for b, length in shapes:
             self.gemm_sizes += [(b * length, cfg.hidden_size, cfg.intermediate_size),
                                 (b * length, cfg.intermediate_size, cfg.hidden_size)]
         self.flops = {"%dx%d" % s: forward_flops(cfg, *s) * 3 for s in shapes}
+
+    def step(self, batch):
+        self.network.train_task(self.task)
+        loss = self.network.forward(self.task, batch)["loss"]
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.clear_grad(set_to_zero=False)
+        self.spec.scheduler.step()
+        return float(loss)  # one sync per step, so the timing covers the work
 
     def steps(self, args, shapes):
         import numpy as np
@@ -95,9 +106,7 @@ class PaddleSide:
             times = []
             for k in range(args.warmup_steps + args.steps):
                 t = time.perf_counter()
-                outputs, _ = self.engine.train_one_step(batch, 0)
-                self.engine._optimizer_step()
-                float(outputs["loss"])  # one sync per step, so the timing covers the work
+                self.step(batch)
                 if k >= args.warmup_steps:
                     times.append(time.perf_counter() - t)
             results["%dx%d" % (b, length)] = times

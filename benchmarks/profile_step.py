@@ -5,8 +5,8 @@ The flagship is ``examples/multi-task/run.py``: all-MiniLM-L6-v2, SNIPS intent (
 and slot filling (SequenceLabel head with a linear-chain CRF) over one encoder, batch 32,
 max_len 48, AdamW with per-head learning rates, tasks sampled by mix ratio. This script builds
 exactly that model through the example's own ``build_trainers`` and drives the steps the way the
-trainer does (sample a task, batch -> tensors, encoder, head, backward, optimizer step), with each
-phase timed on its own:
+engine's ``FitLoop.step`` does (sample a task, batch -> tensors, encoder, head, backward, optimizer
+step), with each phase timed on its own:
 
   data        sampler + next batch from the reader + numpy -> tensors
   encoder     the shared encoder's forward
@@ -44,7 +44,6 @@ PHASES = ("data", "encoder", "head:intent", "head:slot", "backward", "optimizer"
 
 def _load_example():
     """examples/multi-task/run.py as a module (its folder name has a dash)."""
-    sys.path.insert(0, os.path.join(ROOT, "examples"))
     path = os.path.join(ROOT, "examples", "multi-task", "run.py")
     spec = importlib.util.spec_from_file_location("_flagship", path)
     module = importlib.util.module_from_spec(spec)
@@ -53,23 +52,26 @@ def _load_example():
 
 
 def build_flagship(args):
-    """The flagship's MultiHeadTrainer, readers attached, optimizer built (nothing trained)."""
+    """The flagship's engine with its training plan and optimizer (nothing trained yet)."""
     flagship = _load_example()
-    ex = flagship.common
     import paddlepalm as palm
+    from paddlepalm.datasets import find_snips, prepare_snips, pretrained_dir
+    from paddlepalm.utils.script import optimizer_from_args
+    from paddlepalm.utils.seed import seed_everything
 
     opts = flagship.parse_args(["--limit", str(args.limit)] if args.limit else [])
-    data = ex.prepare_snips(ex.find_snips(args.data_dir), tempfile.mkdtemp(prefix="profile_step_"),
-                            seed=opts.split_seed, limit=args.limit)
-    vocab = ex.pretrained_dir(None)
-    ex.seed_everything(opts.seed)
+    snips = find_snips(args.data_dir, os.path.join(ROOT, "examples", "multi-task", "data"))
+    data = prepare_snips(snips, tempfile.mkdtemp(prefix="profile_step_"), seed=opts.split_seed, limit=args.limit)
+    vocab = pretrained_dir(None)
+    seed_everything(opts.seed)
     backbone = palm.backbone.BERT.from_pretrained(vocab)
     trainers, _ = flagship.build_trainers(opts, data, vocab, backbone.config.hidden_size)
     engine = palm.MultiHeadTrainer(trainers, backbone=backbone, seed=opts.seed)
     engine.build_forward()
-    engine.build_backward(ex.optimizer(opts))
+    engine.build_backward(optimizer_from_args(opts))
     engine.fit_readers_with_mixratio({t.name: t.reader for t in trainers}, trainers[0].name, opts.epochs)
-    engine._build_optimizer()
+    engine.loop.configure(engine.args)
+    engine.loop.build_optimizer()
     return engine, opts
 
 
@@ -80,7 +82,7 @@ def fixed_batches(engine, shape):
     b, length = shape
     rng = np.random.default_rng(0)
     out = {}
-    for t in engine.trainers:
+    for t in engine.tasks:
         batch = {"input_ids": rng.integers(1000, 20000, (b, length)).astype(np.int64),
                  "token_type_ids": np.zeros((b, length), np.int64),
                  "attention_mask": np.ones((b, length), np.int64)}
@@ -95,39 +97,40 @@ def fixed_batches(engine, shape):
 
 
 class Stepper:
-    """One train step of the engine, phase by phase (the trainer's own ``train_one_step`` and
-    ``_optimizer_step`` in its order), with a timer or a profiler range around every phase."""
+    """One train step of the engine's ``FitLoop``, phase by phase, in the order of
+    ``FitLoop.step`` (sampled mode: one task a step), with a context manager around every phase."""
 
     def __init__(self, engine, fixed=None):
         import paddle
 
+        from paddlepalm.engine.loop import STEP_SEED_MULTIPLIER
         from paddlepalm.forward import encoder_inputs, to_tensors
 
-        self.paddle, self.engine, self.fixed = paddle, engine, fixed
+        self.paddle, self.loop, self.fixed = paddle, engine.loop, fixed
         self.encoder_inputs, self.to_tensors = encoder_inputs, to_tensors
-        self.iterators = engine._batches()
+        self.seed_base = engine.seed * STEP_SEED_MULTIPLIER
         self.step_index = 0
 
     def step(self, mark):
         """``mark(name)`` returns a context manager put around each phase."""
-        e, paddle = self.engine, self.paddle
-        paddle.seed(e.seed * 1000003 + self.step_index)
+        loop, paddle = self.loop, self.paddle
+        paddle.seed(self.seed_base + self.step_index)
         self.step_index += 1
         with mark("data"):
-            task_id = e.sampler.next()
-            t = e.trainers[task_id]
-            batch = self.fixed[t.name] if self.fixed else next(self.iterators[task_id])
+            unit = loop.sampler.next_tasks()[0]
+            t = loop.tasks[loop.units[unit][0]]
+            batch = self.fixed[t.name] if self.fixed else next(loop.iterators()[unit])
             tensors = self.to_tensors(batch)
-        e.backbone.train()
-        t.head.train()
+        loop.network.train_task(t)
+        backbone = loop.network.backbone
         with mark("encoder"):
-            enc = e.backbone(**self.encoder_inputs(tensors, e.backbone))
+            enc = backbone(**self.encoder_inputs(tensors, backbone))
         with mark("head:" + t.name):
-            loss = t.head(enc, tensors)["loss"] * t.loss_weight
+            loss = t.head(enc, tensors)["loss"]
         with mark("backward"):
-            loss.backward()
+            loop.backward(loss * (t.loss_weight / loop.accumulate_steps))
         with mark("optimizer"):
-            e._optimizer_step()
+            loop.optimizer_step()
         with mark("sync"):
             float(loss)
         return t.name, int(batch["input_ids"].size)

@@ -8,21 +8,14 @@ import pytest
 
 import paddlepalm as palm
 from paddlepalm.sampling import Sampler, TaskInfo, annealed_probs, temperature_probs
-from tests.helpers import tiny_config, write_vocab
+from tests.helpers import INTENT_ROWS, tiny_config, two_task_files, write_vocab
 
-ROWS = [("0", "play jazz music"), ("1", "what is the weather in paris"), ("2", "book a table for two"),
-        ("0", "play rock songs"), ("1", "will it rain tomorrow"), ("2", "book the restaurant"),
-        ("0", "play a song by the rock"), ("1", "is it sunny in paris")]
+ROWS = INTENT_ROWS
 
 
 @pytest.fixture
 def data(tmp_path):
-    vocab = write_vocab(str(tmp_path / "vocab"))
-    a = tmp_path / "a.tsv"
-    a.write_text("label\ttext_a\n" + "".join("%s\t%s\n" % r for r in ROWS), encoding="utf-8")
-    b = tmp_path / "b.tsv"
-    b.write_text("label\ttext_a\n" + "".join("%d\t%s\n" % (int(l) % 2, t) for l, t in ROWS), encoding="utf-8")
-    return vocab, str(a), str(b)
+    return two_task_files(tmp_path)
 
 
 def _two_tasks(data, seed=0, batch=4, dropout=0.1):
@@ -145,8 +138,10 @@ def test_interrupted_save_keeps_last_good_checkpoint(data, tmp_path, monkeypatch
         raise OSError("disk full")
 
     monkeypatch.setattr(paddle, "save", broken)
-    trainer.global_step = 2  # save the same step again: replaces only if the write completes
-    with pytest.raises(OSError, match="disk full"):
+    trainer.state.global_step = 2  # save the same step again: replaces only if the write completes
+    from paddlepalm.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"ckpt\.step2: could not be saved \(OSError: disk full\)"):
         trainer.save_checkpoint()
     monkeypatch.undo()
     model = palm.load(str(good))
@@ -161,7 +156,7 @@ def test_layerwise_lr_decay_and_head_lr(data):
     opt = palm.optimizer.AdamW(lr=1e-3, layer_decay=0.5, head_lr=2e-3)
     trainer.build_backward(opt)
     trainer.fit_readers_with_mixratio({"a": trainer.trainers[0].reader, "b": trainer.trainers[1].reader}, "a", 1)
-    trainer._build_optimizer()
+    trainer.loop.build_optimizer()
     f = opt.lr_factors
     assert f["backbone.embeddings.word_embeddings.weight"] == 0.125
     assert f["backbone.encoder.layers.0.linear1.weight"] == 0.25
@@ -268,7 +263,7 @@ def test_export_matches_dygraph(data, tmp_path):
 def test_amp_on_cpu_warns_and_trains_fp32(data, caplog):
     trainer = _two_tasks(data)
     trainer.fit(num_epochs=1, print_steps=0, amp="bf16")
-    assert "AMP (bf16) needs a GPU" in caplog.text and trainer.amp is None
+    assert "AMP (bf16) needs a GPU" in caplog.text and trainer.loop.amp is None
 
 
 def test_tasks_can_share_one_head(data, tmp_path):
