@@ -19,7 +19,8 @@ Threads: Paddle sets ``OMP_NUM_THREADS=1`` at import when it is unset, so MKL's 
 OpenMP kernels run on one core whatever the machine has. :func:`configure_threads` puts the
 number of usable physical cores (limited by the CPU affinity mask and a cgroup CPU quota) into
 ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` before paddle loads, unless the user set either of them
-(or Paddle's ``FLAGS_paddle_num_threads``); ``PADDLEPALM_NUM_THREADS=N`` chooses N instead, and
+(or Paddle's ``FLAGS_paddle_num_threads``), divided among the processes Paddle's launcher started
+on the machine; ``PADDLEPALM_NUM_THREADS=N`` chooses N instead, and
 :func:`set_num_threads` changes the count at run time (the ``num_threads`` option of a run).
 :func:`thread_facts` says what was decided and what the math libraries really use.
 """
@@ -86,6 +87,7 @@ def configure_allocator(environ=os.environ) -> bool:
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 PADDLE_THREAD_FLAG = "FLAGS_paddle_num_threads"
 NUM_THREADS_ENV = "PADDLEPALM_NUM_THREADS"
+DEFAULT_MARK = "_PADDLEPALM_DEFAULT_THREADS"  # the count paddlepalm's default put in OMP/MKL_NUM_THREADS
 _THREADS: Dict[str, Any] = {}  # what configure_threads / set_num_threads decided (see thread_facts)
 
 
@@ -171,13 +173,18 @@ def cgroup_cpu_limit(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/f
     return None
 
 
-def default_num_threads() -> int:
-    """Physical cores this process may use: affinity mask, then a cgroup CPU quota (rounded down, >= 1)."""
+def default_num_threads(environ=os.environ) -> int:
+    """Physical cores this process may use: affinity mask, then a cgroup CPU quota (rounded down),
+    shared among the processes Paddle's launcher started on this machine; at least 1."""
     cores = physical_cores()
     quota = cgroup_cpu_limit()
     if quota is not None:
         cores = min(cores, max(1, int(math.floor(quota + 1e-9))))
-    return cores
+    try:
+        local_processes = max(1, int(environ.get("PADDLE_LOCAL_SIZE", "1") or 1))
+    except ValueError:
+        local_processes = 1
+    return max(1, cores // local_processes)
 
 
 def parse_num_threads(value: Any, source: str) -> int:
@@ -204,7 +211,12 @@ def _launch_environ() -> Dict[str, str]:
 
 def _user_thread_setting(environ) -> Optional[str]:
     """The thread variable the user set, if any. Paddle's own ``OMP_NUM_THREADS=1`` (written at
-    ``import paddle`` when unset) is not the user's: it is told apart by the launch environment."""
+    ``import paddle`` when unset) is not the user's: it is told apart by the launch environment.
+    Nor is a default that paddlepalm set in a parent process (``paddlepalm train --nproc N``
+    re-runs itself under the launcher): that one is marked by :data:`DEFAULT_MARK`."""
+    mark = environ.get(DEFAULT_MARK)
+    if mark and all(environ.get(name) == mark for name in THREAD_ENV_VARS):
+        return None
     paddle_default = "paddle" in sys.modules and environ is os.environ and environ.get("OMP_NUM_THREADS") == "1"
     launched = _launch_environ() if paddle_default else {}
     for name in THREAD_ENV_VARS + (PADDLE_THREAD_FLAG,):
@@ -234,8 +246,12 @@ def configure_threads(environ=os.environ) -> Dict[str, Any]:
         _THREADS.update(decision)
         return dict(decision)
     else:
-        n, source = default_num_threads(), "default"
+        n, source = default_num_threads(environ), "default"
     environ.update({name: str(n) for name in THREAD_ENV_VARS})
+    if source == "default":
+        environ[DEFAULT_MARK] = str(n)  # child processes recompute their own share
+    else:
+        environ.pop(DEFAULT_MARK, None)
     decision = {"num_threads": n, "source": source, "applied": True}
     _THREADS.update(decision)
     if "paddle" in sys.modules and environ is os.environ:
@@ -251,6 +267,7 @@ def set_num_threads(num_threads: int, source: str = "num_threads option") -> int
     """
     n = parse_num_threads(num_threads, source)
     os.environ.update({name: str(n) for name in THREAD_ENV_VARS})
+    os.environ.pop(DEFAULT_MARK, None)  # a choice, inherited as one
     if "paddle" in sys.modules:
         import paddle
 

@@ -13,7 +13,8 @@ import pytest
 from paddlepalm import _env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "FLAGS_paddle_num_threads", "PADDLEPALM_NUM_THREADS")
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "FLAGS_paddle_num_threads", "PADDLEPALM_NUM_THREADS",
+               "_PADDLEPALM_DEFAULT_THREADS", "PADDLE_LOCAL_SIZE")
 
 PROBE = """
 import json, sys
@@ -164,14 +165,25 @@ def test_cgroup_v1_quota(tmp_path):
     assert _env.cgroup_cpu_limit(str(tmp_path / "proc"), str(tmp_path / "fs")) is None
 
 
-def test_default_num_threads_rounds_a_quota_down(monkeypatch):
+def test_default_num_threads_rounds_a_quota_down_and_shares_among_launched_ranks(monkeypatch):
     monkeypatch.setattr(_env, "physical_cores", lambda: 8)
     monkeypatch.setattr(_env, "cgroup_cpu_limit", lambda: 2.5)
-    assert _env.default_num_threads() == 2
+    assert _env.default_num_threads({}) == 2
     monkeypatch.setattr(_env, "cgroup_cpu_limit", lambda: 0.5)
-    assert _env.default_num_threads() == 1
+    assert _env.default_num_threads({}) == 1
     monkeypatch.setattr(_env, "cgroup_cpu_limit", lambda: None)
-    assert _env.default_num_threads() == 8
+    assert _env.default_num_threads({}) == 8
+    assert _env.default_num_threads({"PADDLE_LOCAL_SIZE": "3"}) == 2  # 3 ranks on this machine
+    assert _env.default_num_threads({"PADDLE_LOCAL_SIZE": "16"}) == 1
+
+
+def test_a_parents_default_is_recomputed_a_users_choice_is_not():
+    n = expected_default()
+    inherited = {"OMP_NUM_THREADS": "7", "MKL_NUM_THREADS": "7", "_PADDLEPALM_DEFAULT_THREADS": "7"}
+    facts = probe(inherited)  # a default paddlepalm wrote in a parent process
+    assert facts["source"] == "default" and facts["num_threads"] == n
+    facts = probe(dict(inherited, OMP_NUM_THREADS="1"))  # changed by the user since: theirs
+    assert facts["source"] == "user (OMP_NUM_THREADS=1)"
 
 
 # ----------------------------------------------------------------------------- the run's option
