@@ -27,8 +27,11 @@ def encoder_inputs(batch: Dict[str, paddle.Tensor], backbone) -> Dict[str, paddl
 
 
 def run_task(backbone, head, batch: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
-    """Encoder then head; returns the head's outputs (with ``'loss'`` when labels are present)."""
-    return head(backbone(**encoder_inputs(batch, backbone)), batch)
+    """Encoder then head; returns the head's outputs (with ``'loss'`` when labels are present).
+
+    The encoder also gets the head's ``encoder_options()`` (e.g. ``output_hidden_states``)."""
+    options = head.encoder_options() if hasattr(head, "encoder_options") else {}
+    return head(backbone(**encoder_inputs(batch, backbone), **options), batch)
 
 
 def outputs_to_numpy(outputs: Dict[str, paddle.Tensor]) -> Dict[str, np.ndarray]:

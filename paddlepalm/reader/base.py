@@ -79,6 +79,7 @@ class Reader:
     predict_optional_fields: Sequence[str] = ("label",)  # may be absent from predict files
     pad_values: Dict[str, Any] = {}
     meta_fields: Sequence[str] = ()  # feature fields kept for postprocessing, never batched
+    max_rows_per_batch: Optional[int] = None  # cap on encoder rows (chunks) per batch, if any
 
     def __init__(self, vocab_path: Union[str, Tokenizer, None] = None, max_len: int = 128,
                  tokenizer: Union[str, Tokenizer] = "wordpiece", lang: str = "en",
@@ -194,7 +195,7 @@ class Reader:
         train = self.phase == "train"
         self._batcher = Batcher(features, self._batch_size, self.collate,
                                 shuffle=train and shuffle_train, seed=self.seed,
-                                bucket=self.bucket_by_length and train)
+                                bucket=self.bucket_by_length and train, max_rows=self.max_rows_per_batch)
         logger.info("%s: %d examples -> %d features from %s", self.describe(), len(self.examples),
                     len(features), source)
         return self
@@ -261,8 +262,10 @@ class Reader:
                  "attention_mask": [[-1, -1], "int64"]}
         if self.features:
             for name, value in self.features[0].items():
-                if name not in attrs and name not in self.meta_fields:
+                if name not in attrs and name not in self.meta_fields and name != "chunks":
                     attrs[name] = [[-1, -1] if isinstance(value, (list, tuple)) else [-1], "int64"]
+            if "chunks" in self.features[0]:  # rows are chunks; chunk_rows/chunk_mask group them
+                attrs.update(chunk_rows=[[-1, -1], "int64"], chunk_mask=[[-1, -1], "int64"])
         return attrs
 
     def get_epoch_outputs(self) -> Dict[str, Any]:
