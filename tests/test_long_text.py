@@ -364,3 +364,79 @@ def test_windows_cap_and_options(vocab, tmp_path, caplog):
         palm.reader.SequenceLabelReader(vocab, 12, window_stride=11)
     with pytest.raises(ValueError, match="max_windows needs window_stride"):
         palm.reader.SequenceLabelReader(vocab, 12, max_windows=3)
+
+
+# ----------------------------------------------------------------------------- YAML
+LONG_CONFIG = """\
+backbone:
+  config: tiny.json
+tokenizer:
+  vocab: vocab.txt
+max_len: 8
+tasks:
+  doc:
+    reader: {type: classify, max_chunks: 4, chunk_stride: 3, max_chunks_per_batch: 8}
+    head: {type: classify, chunk_pooling: attention, representation: max_layers, last_layers: 2}
+    train: doc.tsv
+    dev: doc.tsv
+  slot:
+    reader: {type: sequence_label, token_sep: " ", window_stride: 4, max_windows: 8}
+    train: slot.tsv
+"""
+
+
+@pytest.fixture
+def long_workdir(tmp_path):
+    import json
+
+    write_vocab(str(tmp_path))
+    (tmp_path / "tiny.json").write_text(json.dumps(tiny_config()))
+    write_file(tmp_path / "doc.tsv", "label\ttext_a\n" + "".join("%s\t%s\n" % r for r in ROWS))
+    write_file(tmp_path / "slot.tsv", "text_a\tlabel\nplay jazz music by the rock\tO B-genre O O O B-artist\n")
+    return tmp_path
+
+
+def test_yaml_long_text_options_build_and_train(long_workdir):
+    from paddlepalm.config import build_run, load_config
+
+    path = write_file(long_workdir / "c.yaml", LONG_CONFIG)
+    run = build_run(load_config(path))
+    doc, slot = run.trainers
+    assert (doc.reader.max_chunks, doc.reader.chunk_stride, doc.reader.max_rows_per_batch) == (4, 3, 8)
+    assert isinstance(doc.head.encoding.chunk_pool, AttentionPool) and doc.head.encoding.representation == "max_layers"
+    assert slot.reader.window_stride == 4 and "chunks" in slot.reader.features[0]
+    run.engine.fit(num_epochs=1, print_steps=0)
+
+
+@pytest.mark.parametrize("edit, key, message", [
+    (("chunk_pooling: attention", "chunk_pooling: sum"), "tasks.doc.head.chunk_pooling",
+     "'sum' is not one of attention, max, mean"),
+    (("representation: max_layers", "representation: max_layer"), "tasks.doc.head.representation",
+     "(did you mean 'max_layers'?)"),
+    (("last_layers: 2", "last_layers: 0"), "tasks.doc.head.last_layers", "must be >= 1, got 0"),
+    (("max_chunks: 4", "max_chunks: four"), "tasks.doc.reader.max_chunks", "expected integer, got 'four'"),
+    (("max_chunks: 4", "max_chunks: 9"), "tasks.doc.reader.max_chunks", "9 is more than max_chunks_per_batch=8"),
+    (("chunk_stride: 3", "chunk_stride: 7"), "tasks.doc.reader.chunk_stride",
+     "7 is more than the 6 pieces a chunk of max_len=8 holds"),
+    (("window_stride: 4", "window_stride: 0"), "tasks.slot.reader.window_stride", "must be >= 1, got 0"),
+    (("max_windows: 8", "max_windows: 100"), "tasks.slot.reader.max_windows", "100 is more than max_chunks_per_batch=64"),
+    (("max_windows: 8", "max_window: 8"), "tasks.slot.reader.max_window", "(did you mean 'max_windows'?)"),
+])
+def test_yaml_long_text_options_are_validated(long_workdir, edit, key, message):
+    from paddlepalm.config import load_config
+    from paddlepalm.errors import ConfigError
+
+    path = write_file(long_workdir / "c.yaml", LONG_CONFIG.replace(*edit))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems
+    assert len(problems) == 1 and problems[0].key == key and message in problems[0].message, str(info.value)
+    line = next(i for i, l in enumerate(LONG_CONFIG.replace(*edit).splitlines(), 1) if edit[1] in l)
+    assert problems[0].origin == "%s:%d" % (path, line)
+
+
+def test_schema_choices_are_the_registered_names():
+    from paddlepalm.config.schema import CHUNK_POOLINGS, REPRESENTATIONS
+    from paddlepalm.head.pooling import REPRESENTATIONS as registered
+
+    assert list(CHUNK_POOLINGS) == CHUNK_POOLS.names() and list(REPRESENTATIONS) == registered.names()

@@ -137,6 +137,34 @@ SCHEDULE = Key("schedule", "Learning-rate schedule.", kind=SECTION, keys=(
        minimum=0, maximum=1),
 ))
 
+# Long inputs (docs/long_text.md): reader and head options whose values are checked like the keys
+# above wherever a task's reader or head mapping sets them. Choices mirror the registries in
+# paddlepalm.head.pooling (a test keeps them equal).
+CHUNK_POOLINGS = ("attention", "max", "mean")
+REPRESENTATIONS = ("cls", "concat_layers", "max_layers", "mean_layers", "mean_tokens", "pooled")
+LONG_TEXT_READER_OPTIONS = (
+    _v("max_chunks", "int", "`classify`/`match` readers: split each document (`text_b` of a pair) into chunks "
+       "of `max_len` tokens, at most this many (the rest is cut, with a warning); `null`: one truncated "
+       "sequence.", minimum=1),
+    _v("chunk_stride", "int", "Pieces between the starts of consecutive chunks (at most `max_len` minus the "
+       "special tokens); `null`: no overlap.", minimum=1),
+    _v("max_chunks_per_batch", "int", "Encoder rows (chunks or windows) per batch at most: bounds memory at "
+       "`max_chunks_per_batch x max_len` tokens; must be >= `max_chunks`.", 64, minimum=1),
+    _v("window_stride", "int", "`sequence_label` reader: read inputs in windows of `max_len` tokens starting "
+       "this many pieces apart; each word is predicted from the window where it is most central. `null`: "
+       "truncate at `max_len`.", minimum=1),
+    _v("max_windows", "int", "`sequence_label` reader: windows per input at most (needs `window_stride`).",
+       minimum=1),
+)
+LONG_TEXT_HEAD_OPTIONS = (
+    _v("representation", "str", "`classify`/`match` heads: the sentence vector -- `pooled` (the encoder's "
+       "pooler), `cls` (last layer [CLS]), `mean_tokens`, or over the last `last_layers` layers' [CLS] "
+       "`concat_layers`, `mean_layers`, `max_layers`.", "pooled", choices=REPRESENTATIONS),
+    _v("last_layers", "int", "Layers the `*_layers` representations read.", 4, minimum=1),
+    _v("chunk_pooling", "str", "How a chunked document's chunk vectors become one: `mean`, `max` or "
+       "`attention` (learned, padding chunks masked).", "mean", choices=CHUNK_POOLINGS),
+)
+
 SCHEMA = Key("config", "A paddlepalm run.", kind=SECTION, keys=(
     BACKBONE,
     TOKENIZER,
@@ -336,4 +364,9 @@ def render_markdown() -> str:
         prefix = section.name + (".<name>" if section.kind == NAMED else "")
         lines += ["", "## `%s`" % prefix, "", section.doc, ""]
         lines += _table([("%s.%s" % (prefix, k.name), k) for k in section.keys])
+    lines += ["", "## Long inputs: reader and head options", "",
+              "Options of `tasks.<name>.reader` and `tasks.<name>.head` mappings, checked like the keys above "
+              "(see `docs/long_text.md`).", ""]
+    lines += _table([("tasks.<name>.reader.%s" % k.name, k) for k in LONG_TEXT_READER_OPTIONS]
+                    + [("tasks.<name>.head.%s" % k.name, k) for k in LONG_TEXT_HEAD_OPTIONS])
     return "\n".join(lines) + "\n"

@@ -9,7 +9,8 @@ import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from paddlepalm.config.loader import Config, Problem, config_error
-from paddlepalm.config.schema import COMPONENT, NAMED, SCHEMA, SECTION, TYPE_NAMES, Key, with_defaults
+from paddlepalm.config.schema import (COMPONENT, LONG_TEXT_HEAD_OPTIONS, LONG_TEXT_READER_OPTIONS, NAMED, SCHEMA,
+                                      SECTION, TYPE_NAMES, Key, with_defaults)
 
 # Reader and head arguments that other keys set: argument -> the key to use instead.
 READER_ARGS_SET_ELSEWHERE = {
@@ -172,6 +173,29 @@ def _check_options(config: Config, cls, options: Dict[str, Any], path: Tuple, re
                                            % (cls.__name__, name, _suggest(name, params))))
 
 
+def _check_long_text(config: Config, t: Dict[str, Any], path: Tuple, problems: List[Problem]) -> None:
+    """Values of the long-input reader/head options (types, ranges, choices, how they fit together)."""
+    structure = _Structure(config, problems)
+    for part, keys in (("reader", LONG_TEXT_READER_OPTIONS), ("head", LONG_TEXT_HEAD_OPTIONS)):
+        for key in keys:
+            if isinstance(t.get(part), dict) and key.name in t[part]:
+                structure.value(key, t[part][key.name], path + (part, key.name))
+    reader = t["reader"] or {}
+    per_batch = reader.get("max_chunks_per_batch", 64)
+    for cap in ("max_chunks", "max_windows"):
+        if _is_int(reader.get(cap)) and _is_int(per_batch) and reader[cap] > per_batch:
+            problems.append(config.problem(path + ("reader", cap), "%d is more than max_chunks_per_batch=%d: a "
+                                           "document's chunks must fit in one batch" % (reader[cap], per_batch)))
+    for stride in ("chunk_stride", "window_stride"):
+        if _is_int(reader.get(stride)) and _is_int(t["max_len"]) and reader[stride] > t["max_len"] - 2:
+            problems.append(config.problem(path + ("reader", stride), "%d is more than the %d pieces a chunk "
+                                           "of max_len=%d holds" % (reader[stride], t["max_len"] - 2, t["max_len"])))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _component_path(config: Config, path: Tuple) -> Tuple:
     """The key path of a component's type: ``...reader.type`` when written as a mapping."""
     return path + ("type",) if isinstance(config.get(path), dict) else path
@@ -247,6 +271,7 @@ def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Pro
         reader_cls = None
     if reader_cls is not None:
         _check_options(config, reader_cls, t["reader"], path + ("reader",), READER_ARGS_SET_ELSEWHERE, problems)
+        _check_long_text(config, t, path, problems)
     for split in ("train", "dev", "test"):
         if t[split] is not None and not os.path.isfile(t[split]):
             problems.append(config.problem(path + (split,), "file not found: %s" % t[split]))
