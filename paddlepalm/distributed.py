@@ -167,6 +167,10 @@ def slice_batch(batch: Dict[str, Any], lo: int, hi: int) -> Dict[str, Any]:
     are kept. Padding stays as in the global batch, so a row sees exactly the inputs it would in
     one process.
     """
+    if "chunk_rows" in batch:  # long documents: whole documents with their chunks
+        from paddlepalm.reader.batching import slice_documents
+
+        return slice_documents(batch, lo, hi)
     n = _batch_rows(batch)
     pairwise = "pair_rows" in batch
     out = {}

@@ -440,3 +440,26 @@ def test_schema_choices_are_the_registered_names():
     from paddlepalm.head.pooling import REPRESENTATIONS as registered
 
     assert list(CHUNK_POOLINGS) == CHUNK_POOLS.names() and list(REPRESENTATIONS) == registered.names()
+
+
+def test_data_parallel_slices_keep_documents_whole():
+    from paddlepalm.distributed import shard_range, slice_batch
+
+    counts = [2, 1, 3, 1, 4]
+    batch = pad_batch(_docs(counts), {})
+    paddle.seed(0)
+    pool = build_chunk_pool("attention", 1)
+    vectors = lambda b: paddle.to_tensor(b["input_ids"][:, :1].astype("float32"))
+    full = pool(vectors(batch), paddle.to_tensor(batch["chunk_rows"]), paddle.to_tensor(batch["chunk_mask"])).numpy()
+    parts = []
+    for rank in range(3):
+        lo, hi = shard_range(len(counts), rank, 3)
+        part = slice_batch(batch, lo, hi)
+        assert part["label"].tolist() == list(range(lo, hi))
+        assert part["input_ids"].shape[0] == sum(counts[lo:hi])
+        parts.append(pool(vectors(part), paddle.to_tensor(part["chunk_rows"]),
+                          paddle.to_tensor(part["chunk_mask"])).numpy())
+    np.testing.assert_allclose(np.concatenate(parts), full, atol=1e-6)
+    single = pad_batch(_docs([1, 1, 1]), {})  # as many rows as documents
+    part = slice_batch(single, 1, 3)
+    assert part["chunk_rows"].tolist() == [[0], [1]] and part["input_ids"][:, 0].tolist() == [100, 200]

@@ -87,6 +87,25 @@ def _pad_chunked(features: Sequence[Feature], pad_values: Dict[str, object], ski
     return batch
 
 
+def slice_documents(batch: Batch, lo: int, hi: int) -> Batch:
+    """Documents ``[lo, hi)`` of a chunked batch: their rows (chunks), their document fields, and
+    ``chunk_rows`` renumbered from 0 (for data-parallel sharding)."""
+    rows, mask = batch["chunk_rows"][lo:hi], batch["chunk_mask"][lo:hi]
+    first, last = int(rows[0, 0]), int(rows[mask > 0].max()) + 1
+    num_docs, num_rows = batch["chunk_rows"].shape[0], batch["input_ids"].shape[0]
+    out: Batch = {}
+    for key, value in batch.items():
+        if key == "chunk_rows":
+            out[key] = np.where(mask > 0, rows - first, 0)
+        elif isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == num_docs:
+            out[key] = value[lo:hi]  # (when rows == documents, every document is one row: the same slice)
+        elif isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == num_rows:
+            out[key] = value[first:last]
+        else:
+            out[key] = value
+    return out
+
+
 def _split(order: np.ndarray, batch_size: int, costs: Optional[np.ndarray],
            max_cost: Optional[int]) -> List[np.ndarray]:
     """Consecutive batches of at most ``batch_size`` items and ``max_cost`` total cost."""
