@@ -3,9 +3,10 @@ import logging
 from typing import List, Optional
 
 from paddlepalm.reader.base import Example, Reader
-from paddlepalm.reader.chunking import check_stride, chunk_spans, check_chunk_caps
+from paddlepalm.reader.chunking import check_chunk_caps, check_stride, chunk_spans
 from paddlepalm.reader.labels import LabelMap, LabelMapLike, encode_label
 from paddlepalm.tokenizer import Pieces
+from paddlepalm.tokenizer.truncation import keep_indices
 
 logger = logging.getLogger("paddlepalm")
 
@@ -108,8 +109,6 @@ class ClassifyReader(Reader):
         return features
 
     def _chunks(self, a: Pieces, b: Optional[Pieces]):
-        from paddlepalm.tokenizer.truncation import keep_indices
-
         budget = self.max_len - self.tokenizer.special_count(pair=b is not None)
         prefix, long = None, a
         if b is not None:  # the pair's first text in every chunk, the second one split
