@@ -10,7 +10,10 @@ Sections (each prints a table):
 * ``classify`` -- intent accuracy on the test documents for head truncation at 128 tokens,
   head+tail at 128, and hierarchical encoding (chunks of 128, ``max_chunks`` 16) pooled by mean /
   max / attention; mean +- std over ``--seeds``. Also the share of test documents whose utterance
-  lies inside what head (and head+tail) truncation keep.
+  lies inside what head (and head+tail) truncation keep. By default the encoder is fine-tuned
+  through ``palm.Trainer``; ``--frozen-encoder`` is the cheap variant: every chunk is encoded
+  once (mean over tokens, MiniLM frozen) and only paddlepalm's ``Classify`` head -- its chunk
+  pooling and classifier -- is trained on the cached vectors.
 * ``scaling`` -- inference time and peak memory per document as its length grows (600 -> 5,000
   tokens), hierarchical attention, one process per length (peak RSS is per process).
 * ``slots`` -- SNIPS slot F1 of one model trained on the (short) train utterances, evaluated on
@@ -155,6 +158,103 @@ def run_classify(name: str, seed: int, train_docs, test_docs, labels, args) -> D
             "eval_s": time.perf_counter() - start, "cut_documents": getattr(test, "num_cut_documents", 0)}
 
 
+# ----------------------------------------------------------------------------- frozen encoder
+def encode_frozen(args, docs, labels) -> Dict[str, list]:
+    """Mean-token vectors of every chunk (hierarchical) and of the head+tail cut, MiniLM frozen.
+
+    Head truncation at 128 reads exactly the first chunk (chunks start at piece 0 and hold
+    ``max_len - 2`` pieces), so its vector is the first chunk's.
+    """
+    import numpy as np
+    import paddle
+
+    import paddlepalm as palm
+    from paddlepalm.forward import encoder_inputs, to_tensors
+    from paddlepalm.head.pooling import sentence_vectors
+
+    backbone = palm.backbone.BERT.from_pretrained(args.model_dir)
+    backbone.eval()
+    out = {}
+    for name, opts in (("chunks", {"max_chunks": 16}), ("head+tail", {"truncation": "head+tail"})):
+        reader = palm.reader.ClassifyReader(args.model_dir, args.max_len, phase="predict", label_map=labels, **opts)
+        reader.load_examples(reader.make_examples([d["text_a"] for d in docs]), args.eval_batch_size)
+        per_doc = [None] * len(docs)
+        with paddle.no_grad():
+            for batch in reader.iterator(num_epochs=1):
+                t = to_tensors(batch)
+                vecs = sentence_vectors("mean_tokens", backbone(**encoder_inputs(t, backbone)),
+                                        t["attention_mask"]).numpy()
+                if "chunk_rows" in batch:
+                    for d, rows, mask in zip(batch["feature_index"], batch["chunk_rows"], batch["chunk_mask"]):
+                        per_doc[int(d)] = vecs[rows[mask > 0]]
+                else:
+                    for d, v in zip(batch["feature_index"], vecs):
+                        per_doc[int(d)] = v[None]
+        out[name] = per_doc
+    out["head"] = [v[:1] for v in out["chunks"]]
+    return out
+
+
+def train_frozen_head(name: str, seed: int, train_vecs, train_y, test_vecs, test_y, args) -> Dict:
+    """paddlepalm's Classify head (with its chunk pooling) trained on cached chunk vectors."""
+    import numpy as np
+    import paddle
+
+    import paddlepalm as palm
+    from paddlepalm.backbone.encoder import EncoderOutput
+    from paddlepalm.reader.batching import pad_batch
+
+    pooling = CONFIGS[name][1].get("chunk_pooling", "mean")  # truncations: one vector, pooling is identity
+    paddle.seed(seed)
+    head = palm.head.Classify(7, train_vecs[0].shape[1], dropout_prob=0.1, chunk_pooling=pooling)
+    opt = paddle.optimizer.AdamW(learning_rate=args.head_lr, parameters=head.parameters(), weight_decay=0.01)
+
+    def batches(vecs, ys, shuffle, rng):
+        order = rng.permutation(len(vecs)) if shuffle else np.arange(len(vecs))
+        for i in range(0, len(order), 16):
+            idx = order[i:i + 16]
+            feats = [{"chunks": [{"k": [k]} for k in range(len(vecs[j]))], "label": ys[j]} for j in idx]
+            b = pad_batch(feats, {})
+            flat = np.concatenate([vecs[j] for j in idx]).astype("float32")
+            yield EncoderOutput(None, paddle.to_tensor(flat)), {k: paddle.to_tensor(b[k]) for k in
+                                                                ("chunk_rows", "chunk_mask", "label")}
+
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    head.train()
+    for _ in range(args.head_epochs):
+        for output, batch in batches(train_vecs, train_y, True, rng):
+            loss = head(output, batch)["loss"]
+            loss.backward()
+            opt.step()
+            opt.clear_grad()
+    head.eval()
+    correct = 0
+    with paddle.no_grad():
+        for output, batch in batches(test_vecs, test_y, False, rng):
+            pred = head(output, {k: v for k, v in batch.items() if k != "label"})["logits"].numpy().argmax(-1)
+            correct += int((pred == batch["label"].numpy()).sum())
+    return {"config": name, "seed": seed, "accuracy": correct / len(test_vecs), "train_s": time.perf_counter() - start,
+            "eval_s": 0.0}
+
+
+def run_frozen(args, train_docs, test_docs, labels) -> List[Dict]:
+    start = time.perf_counter()
+    train_enc, test_enc = encode_frozen(args, train_docs, labels), encode_frozen(args, test_docs, labels)
+    print("  encoded every chunk once with the frozen encoder in %.0f s" % (time.perf_counter() - start), flush=True)
+    train_y = [labels.index(d["label"]) for d in train_docs]
+    test_y = [labels.index(d["label"]) for d in test_docs]
+    source = {"head-128": "head", "head+tail-128": "head+tail"}
+    results = []
+    for name in args.configs:
+        key = source.get(name, "chunks")
+        for seed in args.seeds:
+            r = train_frozen_head(name, seed, train_enc[key], train_y, test_enc[key], test_y, args)
+            print("  %s seed %d: accuracy %.2f%%" % (name, seed, 100 * r["accuracy"]), flush=True)
+            results.append(r)
+    return results
+
+
 def section_classify(args, train_docs, test_docs, splits):
     from paddlepalm.reader.base import build_tokenizer
     from paddlepalm.reader.snips import intent_label_list
@@ -165,7 +265,9 @@ def section_classify(args, train_docs, test_docs, splits):
           "by head+tail-128: %.1f%%" % (len(test_docs), cov["tokens_min"], cov["tokens_median"], cov["tokens_max"],
                                         100 * cov["head"], 100 * cov["head+tail"]))
     results = []
-    for name in args.configs:
+    if args.frozen_encoder:
+        results = run_frozen(args, train_docs, test_docs, labels)
+    for name in args.configs if not args.frozen_encoder else ():
         for seed in args.seeds:
             r = run_classify(name, seed, train_docs, test_docs, labels, args)
             print("  %s seed %d: accuracy %.2f%% (train %.0f s, eval %.0f s)" % (name, seed, 100 * r["accuracy"],
@@ -329,6 +431,11 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--eval-batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--frozen-encoder", action="store_true",
+                   help="cheap mode: encode every chunk once with MiniLM frozen, train only the head (its "
+                        "chunk pooling and classifier) on the cached vectors")
+    p.add_argument("--head-lr", type=float, default=1e-3, help="head learning rate of --frozen-encoder")
+    p.add_argument("--head-epochs", type=int, default=40, help="head epochs of --frozen-encoder")
     p.add_argument("--lengths", default="600,1200,2500,5000")
     p.add_argument("--scaling-docs", type=int, default=3, help="documents timed per length")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: idle physical cores)")
