@@ -16,12 +16,13 @@ Sections (each prints a table):
   pooling and classifier -- is trained on the cached vectors.
 * ``scaling`` -- inference time and peak memory per document as its length grows (600 -> 5,000
   tokens), hierarchical attention, one process per length (peak RSS is per process).
-* ``slots`` -- SNIPS slot F1 of one model trained on the (short) train utterances, evaluated on
+* ``slots`` -- SNIPS slot F1 of one model trained on the (short) train utterances plus as many
+  all-O 15-word snippets of the train paragraphs (so it has seen the surrounding text), evaluated on
   the short test utterances, on the long test documents (slots only inside the utterance) read in
   sliding windows, and on the same documents truncated at ``max_len``.
 
 The box this was written on is small and shared: the training sizes are flags (``--train-per-intent``,
-``--test-per-intent``, ``--epochs``); see benchmarks/RESULTS.md for what was run. Example::
+``--test-per-intent``, ``--epochs``); docs/long_text.md lists what was run and its numbers. Example::
 
     nice -n 10 python benchmarks/bench_long_text.py --sections scaling
     nice -n 10 python benchmarks/bench_long_text.py --sections classify --train-per-intent 10 --test-per-intent 10
@@ -384,8 +385,11 @@ def section_slots(args, test_docs, splits, test_utts):
     def examples(r, items):
         return r.make_examples([{"text_a": list(i["words"]), "label": list(i["tags"])} for i in items])
 
+    items = [{"words": u.words, "tags": u.tags} for u in train_utts]
+    negatives = paragraph_snippets(load_paragraphs(args.xquad)[0], len(items) if args.slot_negatives < 0
+                                   else args.slot_negatives, args.data_seed + 3)
     train = reader("train", args.slot_max_len)
-    train.load_examples(examples(train, [{"words": u.words, "tags": u.tags} for u in train_utts]), args.batch_size)
+    train.load_examples(examples(train, items + negatives), args.batch_size)
     backbone = palm.backbone.BERT.from_pretrained(args.model_dir)
     head = palm.head.SequenceLabel(len(label_map), backbone.config.hidden_size)
     trainer = palm.Trainer("slots", reader=train, head=head)
@@ -408,10 +412,22 @@ def section_slots(args, test_docs, splits, test_utts):
         results.append({"case": name, "f1": metrics["f1"], "eval_s": time.perf_counter() - start})
         rows.append([name, len(items), "%.2f" % (100 * metrics["f1"]), "%.0f" % results[-1]["eval_s"]])
         print("  %s: slot F1 %.2f" % (name, 100 * metrics["f1"]), flush=True)
-    print("slot model: %d train utterances, %s epochs, max_len %d, trained in %.0f s"
-          % (len(train_utts), args.slot_epochs, args.slot_max_len, train_s))
+    print("slot model: %d train utterances + %d all-O paragraph snippets, %s epochs, max_len %d, trained in %.0f s"
+          % (len(train_utts), len(negatives), args.slot_epochs, args.slot_max_len, train_s))
     print(common.format_table(["evaluated on", "inputs", "slot F1 %", "eval s"], rows))
     return results
+
+
+def paragraph_snippets(paragraphs: Sequence[str], count: int, seed: int, words: int = 15) -> List[Dict]:
+    """``count`` runs of ``words`` words from the (train) paragraphs, every word tagged ``O``: the
+    slot model sees the text around the utterances (never the test paragraphs) and learns it has no slots."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        tokens = rng.choice(list(paragraphs)).split()
+        start = rng.randint(0, max(0, len(tokens) - words))
+        out.append({"words": tokens[start:start + words], "tags": ["O"] * len(tokens[start:start + words])})
+    return out
 
 
 # ----------------------------------------------------------------------------- main
@@ -441,6 +457,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: idle physical cores)")
     p.add_argument("--slot-train-per-intent", type=int, default=100,
                    help="short train utterances per intent for the slot model (0: all)")
+    p.add_argument("--slot-negatives", type=int, default=-1,
+                   help="all-O snippets of train paragraphs added to the slot training set (-1: as many as "
+                        "utterances, 0: none)")
     p.add_argument("--slot-max-len", type=int, default=64)
     p.add_argument("--slot-epochs", type=float, default=2)
     p.add_argument("--window-stride", type=int, default=32)
