@@ -409,12 +409,14 @@ def section_slots(args, test_docs, splits, test_utts):
         r.load_examples(examples(r, items), args.eval_batch_size)
         start = time.perf_counter()
         metrics = trainer.predict(reader=r)
-        results.append({"case": name, "f1": metrics["f1"], "eval_s": time.perf_counter() - start})
-        rows.append([name, len(items), "%.2f" % (100 * metrics["f1"]), "%.0f" % results[-1]["eval_s"]])
+        results.append({"case": name, "f1": metrics["f1"], "precision": metrics["precision"],
+                        "recall": metrics["recall"], "eval_s": time.perf_counter() - start})
+        rows.append([name, len(items), "%.2f" % (100 * metrics["f1"]), "%.2f" % (100 * metrics["precision"]),
+                     "%.2f" % (100 * metrics["recall"]), "%.0f" % results[-1]["eval_s"]])
         print("  %s: slot F1 %.2f" % (name, 100 * metrics["f1"]), flush=True)
     print("slot model: %d train utterances + %d all-O paragraph snippets, %s epochs, max_len %d, trained in %.0f s"
           % (len(train_utts), len(negatives), args.slot_epochs, args.slot_max_len, train_s))
-    print(common.format_table(["evaluated on", "inputs", "slot F1 %", "eval s"], rows))
+    print(common.format_table(["evaluated on", "inputs", "slot F1 %", "precision %", "recall %", "eval s"], rows))
     return results
 
 
