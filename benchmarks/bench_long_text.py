@@ -166,7 +166,6 @@ def encode_frozen(args, docs, labels) -> Dict[str, list]:
     Head truncation at 128 reads exactly the first chunk (chunks start at piece 0 and hold
     ``max_len - 2`` pieces), so its vector is the first chunk's.
     """
-    import numpy as np
     import paddle
 
     import paddlepalm as palm
