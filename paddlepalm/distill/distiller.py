@@ -13,6 +13,7 @@ are in :meth:`Distiller.state_dict`. Cached teacher outputs are not saved: they 
 """
 import dataclasses
 import logging
+import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -120,8 +121,10 @@ class Distiller:
         kd_loss: ``kl`` or ``soft_ce``. ``scale_by_t2``: multiply the soft loss by ``T**2``.
         task_weights: task -> multiplier of its soft loss (default 1).
         cache: cache teacher outputs per example where the task allows it (see
-            :mod:`paddlepalm.distill.cache`); ``readers`` (task -> training reader) lets the check
-            see the reader; without it only the head type and the batch are checked.
+            :mod:`paddlepalm.distill.cache`). With ``readers`` (task -> training reader) the reader
+            is checked for random augmentation and its features are run through the teacher in
+            one fixed pass at the task's first step (:meth:`precompute`); without, rows are
+            cached as examples first appear (then only the head type and batch are checked).
     """
 
     def __init__(self, teacher, student, student_heads: Mapping[str, Any], matches: Sequence = (),
@@ -159,6 +162,7 @@ class Distiller:
                                       bool(features & {"hidden", "embeddings"}), "attention" in features)
         self.student_heads = dict(student_heads)
         self.cache = TeacherCache()
+        self._pending_precompute: Dict[str, Any] = {}
         if cache:
             for task in self._tasks:
                 self._enable_cache(task, (readers or {}).get(task))
@@ -204,7 +208,11 @@ class Distiller:
                 logger.info("distill: task %r: teacher outputs computed on the fly (not cached): %s", task, why)
                 return
         self.cache.enable(task)
-        logger.info("distill: task %r: teacher outputs cached once per example", task)
+        if reader is not None:
+            self._pending_precompute[task] = reader  # filled at the task's first step
+        logger.info("distill: task %r: teacher outputs cached once per example (%s)", task,
+                    "one pass over the reader at its first step" if reader is not None else
+                    "as examples first appear; resume is exact only with readers given")
 
     # ------------------------------------------------------------------ the loop's interface
     @property
@@ -285,11 +293,49 @@ class Distiller:
         match = self.matches[index]
         return _feature(encoder_output, match.feature, match.layer_S, "student")
 
+    def _teacher_keys(self, task: str) -> List[str]:
+        return sorted({self.matches[i].teacher_key for i in self._tasks[task].matches})
+
+    def _teacher_pass(self, task: str, batch):
+        """Teacher targets and intermediate features for one tensor batch."""
+        spec = self._tasks[task]
+        outputs, encoded = self.teacher.forward(task, batch, spec.need_hidden, spec.need_attentions)
+        targets = spec.target.extract(self.teacher.head(task), outputs, encoded, batch)
+        features = {k: _feature(encoded, k.split(".")[0], None if k == "embeddings" else int(k.split(".")[1]),
+                                "teacher") for k in self._teacher_keys(task)}
+        return targets, features
+
+    def precompute(self, task: str, reader, batch_size: int = 64) -> int:
+        """Fill the cache for every feature of ``reader`` in one fixed pass (features sorted by
+        length, so little padding), independent of the training order: a resumed run rebuilds
+        exactly the same values. Returns the number of rows cached."""
+        from paddlepalm.forward import to_tensors
+
+        if not self.cache.enabled(task):
+            raise ValueError("distill: caching is not enabled for task %r" % task)
+        started = time.perf_counter()
+        features = reader.features
+        order = np.argsort([len(f.get("input_ids", ())) for f in features], kind="stable")
+        for start in range(0, len(order), batch_size):
+            chunk = [features[i] for i in order[start:start + batch_size]]
+            batch = to_tensors(reader.collate(chunk, np.random.default_rng(0)))
+            if not _one_row_per_feature(batch):
+                raise ValueError("distill: task %r: the reader's batches do not have one row per feature; "
+                                 "it cannot be cached" % task)
+            targets, feats = self._teacher_pass(task, batch)
+            self.cache.store(task, batch["feature_index"],
+                             dict(targets, **{"feature:" + k: v for k, v in feats.items()}))
+        logger.info("distill: task %r: teacher outputs of %d features cached in %.1f s", task,
+                    len(features), time.perf_counter() - started)
+        return len(features)
+
     def _teacher_outputs(self, task: str, batch, student_targets, student_features):
         spec = self._tasks[task]
         keys = {self.matches[i].teacher_key: student_features[i] for i in spec.matches}
         cached = self.cache.enabled(task) and _one_row_per_feature(batch)
         if cached:
+            if task in self._pending_precompute:
+                self.precompute(task, self._pending_precompute.pop(task))
             like = dict(student_targets, **{"feature:" + k: v for k, v in keys.items()})
             axes = dict(spec.target.length_axes, **{"feature:" + k: _FEATURE_LENGTH_AXES[k.split(".")[0]]
                                                      for k in keys})
@@ -297,11 +343,8 @@ class Distiller:
             if found is not None:
                 return ({k: found[k] for k in student_targets},
                         {k: found["feature:" + k] for k in keys})
-        outputs, encoded = self.teacher.forward(task, batch, spec.need_hidden, spec.need_attentions)
-        targets = spec.target.extract(self.teacher.head(task), outputs, encoded, batch)
-        features = {k: _feature(encoded, k.split(".")[0], None if k == "embeddings" else int(k.split(".")[1]),
-                                "teacher") for k in keys}
-        if cached:
+        targets, features = self._teacher_pass(task, batch)
+        if cached:  # a row the reader did not have at precompute time, or no reader given
             self.cache.store(task, batch["feature_index"],
                              dict(targets, **{"feature:" + k: v for k, v in features.items()}))
         return targets, features
