@@ -517,3 +517,88 @@ def test_resume_is_bit_exact(teacher_setup, cache):
                     resumed.student.parameters() + resumed.distiller.parameters()):
         assert np.array_equal(a.numpy(), b.numpy())
     assert len(resumed.distiller.parameters()) == 4
+
+
+# ---------------------------------------------------------------------- MRC, masked LM, pairs
+CONTEXT = "the weather in paris is sunny , and it will rain tomorrow ."
+SQUAD = {"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": CONTEXT, "qas": [
+    {"id": "q1", "question": "what is the weather in paris ?",
+     "answers": [{"text": "sunny", "answer_start": CONTEXT.index("sunny")}]},
+    {"id": "q2", "question": "when will it rain ?",
+     "answers": [{"text": "tomorrow", "answer_start": CONTEXT.index("tomorrow")}]}]}]}]}
+
+
+@pytest.fixture(scope="module")
+def other_teacher(tmp_path_factory):
+    """A saved teacher with an MRC, a masked-LM and a pairwise match task."""
+    from paddlepalm.model import save_model
+
+    root = str(tmp_path_factory.mktemp("distill_other"))
+    vocab, intent, _ = _write_data(root)
+    squad = os.path.join(root, "squad.json")
+    with open(squad, "w", encoding="utf-8") as f:
+        json.dump(SQUAD, f)
+    pairs = os.path.join(root, "pairs.tsv")
+    with open(pairs, "w", encoding="utf-8") as f:
+        f.write("text_a\ttext_b\ttext_b_neg\n" + "".join(
+            "%s\t%s\t%s\n" % (a[1], b[1], c[1]) for a, b, c in zip(INTENTS, INTENTS[3:], INTENTS[1:])))
+    paddle.seed(1)
+    backbone = palm.backbone.BERT.from_config(tiny_config("bert", num_hidden_layers=2))
+    readers = {"qa": palm.reader.MRCReader(vocab, 40, 12, 16, seed=0).load_data(squad, batch_size=2),
+               "mlm": palm.reader.MaskLMReader(vocab, 16, seed=0).load_data(intent, batch_size=4),
+               "rank": palm.reader.MatchReader(vocab, 24, seed=0, learning_strategy="pairwise")
+               .load_data(pairs, batch_size=3)}
+    heads = {"qa": palm.head.MRC(12, 32), "mlm": palm.head.MaskLM(32, backbone.config.vocab_size),
+             "rank": palm.head.Match(2, 32, learning_strategy="pairwise")}
+    tasks = [SimpleNamespace(name=n, reader=readers[n], head=heads[n], predict_reader=None, pred_head=None,
+                             mix_ratio=1.0, head_owner=n) for n in readers]
+    path = os.path.join(root, "teacher")
+    save_model(path, backbone, tasks, readers["qa"].tokenizer)
+    return SimpleNamespace(path=path, readers=readers)
+
+
+def test_mrc_mlm_and_pairwise_targets(other_teacher, caplog):
+    teacher = Teacher.load(other_teacher.path)
+    paddle.seed(0)
+    student = student_from_teacher(teacher.backbone("qa"), [1])
+    heads = build_heads(teacher, teacher.tasks, student)
+    caplog.clear()
+    distiller = Distiller(teacher, student, heads, temperature=2.0, soft_weight=1.0, hard_weight=0.0,
+                          cache=True, readers=other_teacher.readers,
+                          matches=[{"layer_T": 1, "layer_S": 0, "feature": "hidden"}])
+    assert distiller.cache.enabled("qa")
+    assert not distiller.cache.enabled("mlm") and not distiller.cache.enabled("rank")
+    assert "task 'mlm': teacher outputs computed on the fly (not cached): MaskLMReader draws new masks" in caplog.text
+    for task, reader in other_teacher.readers.items():
+        batch = to_tensors(next(iter(reader.iterator(num_epochs=1))))
+        encoded = student(**encoder_inputs(batch, student), **distiller.encoder_kwargs(task))
+        outputs = heads[task](encoded, batch)
+        total, parts = distiller.loss(task, batch, outputs, encoded, outputs["loss"])
+        t_out, t_enc = teacher.forward(task, batch)
+        if task == "qa":
+            ctx = np.zeros(batch["input_ids"].shape, dtype=bool)
+            for i, (lo, hi) in enumerate(zip(batch["context_start"].numpy(), batch["context_end"].numpy())):
+                ctx[i, lo:hi] = True
+            expected = float(span_kd(outputs["start_logits"], outputs["end_logits"], t_out["start_logits"],
+                                     t_out["end_logits"], paddle.to_tensor(ctx), 2.0))
+        elif task == "mlm":
+            assert int(batch["mlm_mask"].sum()) == outputs["positions"].shape[0] > 0
+            seq_s, seq_t = encoded.sequence_output, t_enc.sequence_output
+            pos = outputs["positions"]
+            s_logits = heads["mlm"].word_logits(paddle.gather(seq_s.reshape([-1, 32]), pos))
+            t_logits = teacher.head("mlm").word_logits(paddle.gather(seq_t.reshape([-1, 32]), pos))
+            expected = float(soft_label_kd(s_logits, t_logits, 2.0))  # the numbers: tested above
+        else:
+            rows = 2 * int(batch["pair_rows"])
+            assert outputs["score"].shape[0] == rows
+            expected = float(soft_label_kd(outputs["score"].unsqueeze(-1), t_out["score"].unsqueeze(-1), 2.0,
+                                           distribution="sigmoid"))
+        assert parts["soft"] == pytest.approx(expected, rel=1e-5), task
+        assert parts["total"] == pytest.approx(parts["soft"] + parts["match.hidden.1->0.mse"], rel=1e-5)
+        total.backward()
+        grad = student.encoder.layers[0].linear1.weight.grad
+        assert grad is not None and float(paddle.abs(grad).sum()) > 0
+        student.clear_gradients()
+        for h in heads.values():
+            h.clear_gradients()
+    assert distiller.cache.size("qa") == len(other_teacher.readers["qa"].features)

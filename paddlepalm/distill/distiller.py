@@ -197,16 +197,16 @@ class Distiller:
                         key, match.label, scfg.hidden_size, tcfg.hidden_size)
 
     def _enable_cache(self, task: str, reader) -> None:
-        target = self._tasks[task].target
-        if not target.cacheable:
-            logger.info("distill: task %r: teacher outputs computed on the fly (not cached): its %s head's "
-                        "targets do not have one row per example", task, type(target.head).__name__)
-            return
         if reader is not None:
             augments, why = reader_augments(reader)
             if augments:
                 logger.info("distill: task %r: teacher outputs computed on the fly (not cached): %s", task, why)
                 return
+        target = self._tasks[task].target
+        if not target.cacheable:
+            logger.info("distill: task %r: teacher outputs computed on the fly (not cached): its %s head's "
+                        "targets do not have one row per example", task, type(target.head).__name__)
+            return
         self.cache.enable(task)
         if reader is not None:
             self._pending_precompute[task] = reader  # filled at the task's first step
