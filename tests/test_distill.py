@@ -1,5 +1,6 @@
 """paddlepalm.distill: KD losses against NumPy, teacher frozen, projections, cache, student init, errors."""
 import json
+import re
 import logging
 import os
 from types import SimpleNamespace
@@ -602,3 +603,113 @@ def test_mrc_mlm_and_pairwise_targets(other_teacher, caplog):
         for h in heads.values():
             h.clear_gradients()
     assert distiller.cache.size("qa") == len(other_teacher.readers["qa"].features)
+
+
+# ---------------------------------------------------------------------- the distill: section
+def _yaml(setup, distill: str, extra_tasks: str = "") -> str:
+    import textwrap
+
+    text = textwrap.dedent("""\
+        backbone:
+          config: {hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 85}
+        tokenizer:
+          vocab: %s
+        tasks:
+          intent:
+            reader: classify
+            train: %s
+            label_map: [book, play, weather]
+          slot:
+            reader: sequence_label
+            head: {type: sequence_label, use_crf: true}
+            train: %s
+            label_map: %s
+        %s""") % (setup.vocab, setup.intent, setup.slot, json.dumps(SLOT_TAGS), extra_tasks)
+    path = os.path.join(setup.root, "distill_%d.yaml" % (abs(hash(distill + extra_tasks)) % 10 ** 8))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text + textwrap.dedent(distill))
+    return path
+
+
+GOOD_DISTILL = """\
+distill:
+  teacher: teacher
+  student: {layers: [0, 3], overrides: {hidden_dropout_prob: 0.0}}
+  temperature: {start: 4.0, end: 1.0}
+  soft_weight: 0.7
+  hard_weight: 0.3
+  cache: true
+  task_weights: {slot: 2.0}
+  matches:
+    - {layer_T: 3, layer_S: 1, feature: hidden, loss: mse}
+    - {layer_T: 3, layer_S: 1, feature: attention, loss: attention_kl, weight: 0.5, tasks: [slot]}
+"""
+
+
+def test_distill_section_validates_and_builds(teacher_setup):
+    from paddlepalm.config import load_config
+    from paddlepalm.distill.build import build_distillation
+
+    settings = load_config(_yaml(teacher_setup, GOOD_DISTILL)).settings
+    d = settings["distill"]
+    assert d["teacher"] == teacher_setup.path  # relative to the config file's folder
+    assert d["student"]["heads"] == "copy" and d["kd_loss"] == "kl" and d["scale_by_t2"] is True
+    readers = _readers(teacher_setup.vocab, teacher_setup.intent, teacher_setup.slot)
+    built = build_distillation(d, ["intent", "slot"], readers)
+    assert built.student.config.num_hidden_layers == 2 and built.student.config.hidden_dropout_prob == 0.0
+    assert set(built.heads) == {"intent", "slot"}
+    assert built.distiller.soft_weight.value == 0.7 and built.distiller.cache.enabled("slot")
+    assert built.distiller.encoder_kwargs("slot")["output_attentions"]
+    assert not built.distiller.encoder_kwargs("intent")["output_attentions"]
+    plain = load_config(_yaml(teacher_setup, "")).settings
+    assert plain["distill"] is None  # no section: no distillation
+    # a student reader with another label order fails at build time, naming both files
+    wrong = _readers(teacher_setup.vocab, teacher_setup.intent, teacher_setup.slot,
+                     intent_labels=("weather", "play", "book"))
+    with pytest.raises(ConfigError, match="distill: task 'intent': the student's label map"):
+        build_distillation(d, ["intent", "slot"], wrong)
+
+
+def test_distill_section_errors_name_line_and_key(teacher_setup):
+    from paddlepalm.config import load_config
+
+    bad = """\
+    distill:
+      teacher: teacher
+      student: {layers: [0, 7], heads: copied}
+      temperature: {start: 0.0, end: 1.0}
+      tempreature: 2
+      task_weights: {intnet: 1.0}
+      matches:
+        - {layer_T: 9, layer_S: 0, feature: hidden}
+        - {layer_T: 0, layer_S: 0, feature: attention, loss: cosine}
+        - {layer_T: 0, layer_S: 5}
+    """
+    with pytest.raises(ConfigError) as info:
+        load_config(_yaml(teacher_setup, bad))
+    text = str(info.value)
+    for expected in ("distill.student.layers.1: layer 7 is out of range: the teacher has 4 layers (0..3)",
+                     "distill.student.heads: 'copied' is not one of copy, fresh",
+                     "distill.temperature: must stay > 0",
+                     "distill.tempreature: unknown key 'tempreature' (did you mean 'temperature'?)",
+                     "distill.task_weights.intnet: 'intnet' is not a declared task (did you mean 'intent'?)",
+                     "distill.matches.0.layer_T: layer 9 is out of range: the teacher has 4 layers",
+                     "distill.matches.1.loss: 'cosine' does not apply to feature 'attention'",
+                     "distill.matches.2.layer_S: layer 5 is out of range: the student has 2 layers"):
+        assert expected in text, (expected, text)
+    assert re.search(r"distill_\d+\.yaml:\d+: distill\.student\.heads", text)
+    missing = """\
+    distill:
+      teacher: {intent: teacher, slot: {path: teacher, task: ner}}
+      student: {config: {num_hidden_layers: 1}}
+    """
+    with pytest.raises(ConfigError, match=r"distill.teacher.slot: the teacher .*paddlepalm_model.json has no "
+                                          r"task 'ner' \(it has: intent, slot\)"):
+        load_config(_yaml(teacher_setup, missing))
+    nowhere = "distill:\n  teacher: nowhere\n  student: {layers: [0]}\n"
+    with pytest.raises(ConfigError, match=r"distill.teacher: not a saved paddlepalm model \(no paddlepalm_model.json"):
+        load_config(_yaml(teacher_setup, nowhere))
+    extra = "  ner:\n    reader: sequence_label\n    train: %s\n    label_map: %s\n" % (
+        teacher_setup.slot, json.dumps(SLOT_TAGS))
+    with pytest.raises(ConfigError, match=r"distill.teacher: the teacher .* has no task 'ner' \(it has: intent, slot\)"):
+        load_config(_yaml(teacher_setup, GOOD_DISTILL, extra_tasks=extra))

@@ -89,7 +89,9 @@ def student_from_config(config: Union[str, Dict[str, Any], EncoderConfig], key: 
 
 def build_student(spec: Dict[str, Any], teacher_encoder, key: str = "distill.student"):
     """The student encoder from a ``distill.student`` mapping: ``{layers: [...]}`` (from the
-    teacher; with optional ``copy_pooler``, ``overrides``) or ``{config: ...}`` (random init)."""
+    teacher; with optional ``copy_pooler``, ``overrides``) or ``{config: ...}`` (random init; a
+    mapping names only what differs from the teacher, e.g. ``{num_hidden_layers: 2,
+    hidden_size: 256, num_attention_heads: 4}``; a JSON file is taken as it is)."""
     allowed = {"layers", "config", "overrides", "copy_pooler", "heads"}
     unknown = sorted(set(spec) - allowed)
     if unknown:
@@ -101,6 +103,11 @@ def build_student(spec: Dict[str, Any], teacher_encoder, key: str = "distill.stu
         return student_from_teacher(teacher_encoder, spec["layers"], spec.get("copy_pooler", True),
                                     key=key + ".layers", **spec.get("overrides", {}))
     config = spec["config"]
+    if isinstance(config, dict):  # keys not given follow the teacher (vocabulary, positions, type...)
+        base = teacher_encoder.config.to_dict()
+        if "hidden_size" in config and "intermediate_size" not in config:
+            base["intermediate_size"] = None  # 4 * the student's hidden size
+        config = dict(base, **config)
     if spec.get("overrides"):
         config = dict(EncoderConfig.load(config).to_dict(), **spec["overrides"])
     student = student_from_config(config, key + ".config")
