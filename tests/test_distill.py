@@ -713,3 +713,18 @@ def test_distill_section_errors_name_line_and_key(teacher_setup):
         teacher_setup.slot, json.dumps(SLOT_TAGS))
     with pytest.raises(ConfigError, match=r"distill.teacher: the teacher .* has no task 'ner' \(it has: intent, slot\)"):
         load_config(_yaml(teacher_setup, GOOD_DISTILL, extra_tasks=extra))
+
+
+def test_fresh_crf_without_hard_loss_warns(teacher_setup, caplog):
+    teacher = Teacher.load(teacher_setup.path)
+    student = student_from_teacher(teacher.backbone("intent"), [0])
+    fresh = build_heads(teacher, ["slot"], student, "fresh")
+    assert not fresh["slot"].crf.transitions.numpy().any()
+    Distiller(teacher, student, fresh, hard_weight=0.0)
+    assert "the student's CRF transitions are untrained" in caplog.text
+    caplog.clear()
+    copied = build_heads(teacher, ["slot"], student, "copy")
+    copied["slot"].crf.transitions.set_value(np.ones([5, 5], dtype=np.float32))  # as a trained teacher's
+    Distiller(teacher, student, copied, hard_weight=0.0)
+    Distiller(teacher, student, fresh, hard_weight=0.5)
+    assert "CRF transitions" not in caplog.text

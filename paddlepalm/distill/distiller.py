@@ -161,6 +161,13 @@ class Distiller:
             self._tasks[task] = _Task(target_for(head, task), float(task_weights.get(task, 1.0)), ids,
                                       bool(features & {"hidden", "embeddings"}), "attention" in features)
         self.student_heads = dict(student_heads)
+        for task, head in self.student_heads.items():
+            crf = getattr(head, "crf", None)
+            if crf is not None and max(self.hard_weight.start, self.hard_weight.end) == 0 and \
+                    not float(paddle.abs(crf.transitions).sum()):
+                logger.warning("distill: task %r: the student's CRF transitions are untrained and the soft loss "
+                               "does not reach them (it distils emissions); with hard_weight 0 they stay 0. "
+                               "Copy the teacher's head or give hard_weight > 0", task)
         self.cache = TeacherCache()
         self._pending_precompute: Dict[str, Any] = {}
         if cache:
