@@ -661,6 +661,12 @@ def test_distill_section_validates_and_builds(teacher_setup):
     assert built.distiller.soft_weight.value == 0.7 and built.distiller.cache.enabled("slot")
     assert built.distiller.encoder_kwargs("slot")["output_attentions"]
     assert not built.distiller.encoder_kwargs("intent")["output_attentions"]
+    only_slot = load_config(_yaml(teacher_setup, GOOD_DISTILL.replace("  cache: true\n", "  tasks: [slot]\n")
+                                  .replace("{slot: 2.0}", "{}"))).settings["distill"]
+    part = build_distillation(only_slot, ["intent", "slot"], readers)
+    assert list(part.heads) == ["slot"] and part.distiller.distills("slot") and not part.distiller.distills("intent")
+    with pytest.raises(ConfigError, match=r"distill.tasks: 'ner' not among the run's tasks"):
+        build_distillation(dict(only_slot, tasks=["ner"]), ["intent", "slot"], readers)
     plain = load_config(_yaml(teacher_setup, "")).settings
     assert plain["distill"] is None  # no section: no distillation
     # a student reader with another label order fails at build time, naming both files

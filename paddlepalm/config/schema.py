@@ -142,6 +142,8 @@ DISTILL = Key("distill", "Knowledge distillation: train a smaller student to mat
                   _v("teacher", "str|mapping", "The saved paddlepalm model (a `train` output or checkpoint "
                      "folder) that has every task, or a mapping task -> folder (or `{path, task}` when the "
                      "task has another name in that model).", required=True, path=True),
+                  _v("tasks", "list", "The tasks to distil (default: every task); the others train on their "
+                     "labels only, with fresh heads."),
                   Key("student", "The student encoder and heads.", kind=SECTION, keys=(
                       _v("layers", "list", "Initialise from these teacher layers (0-based, e.g. `[0, 2, 4]`): "
                          "embeddings, those layers and the pooler are copied (DistilBERT). Give `layers` or "

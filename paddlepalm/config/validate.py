@@ -351,6 +351,12 @@ def _check_distill(config: Config, s: Dict[str, Any], problems: List[Problem]) -
         s["distill"] = None
         return
     d, tasks = s["distill"], s["tasks"]
+    for i, name in enumerate(d["tasks"] or ()):
+        if name not in tasks:
+            problems.append(config.problem(("distill", "tasks", i), "%r is not a declared task%s"
+                                           % (name, _suggest(name, list(tasks)))))
+    if d["tasks"]:
+        tasks = {name: t for name, t in tasks.items() if name in d["tasks"]}
 
     def report(path, message):
         problems.append(config.problem(("distill",) + tuple(path), message))

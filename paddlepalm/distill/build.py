@@ -26,13 +26,20 @@ def build_distillation(section: Mapping[str, Any], tasks: Sequence[str],
                        readers: Optional[Mapping[str, Any]] = None, key: str = "distill") -> Distillation:
     """Teacher, student encoder and heads, and the Distiller, from a ``distill:`` mapping.
 
-    ``tasks`` are the run's task names (every one is distilled); ``readers`` (task -> training
+    ``tasks`` are the run's task names; those in the section's ``tasks`` (default: all) are
+    distilled, and ``heads`` holds the student heads of exactly those; ``readers`` (task -> training
     reader) are checked against the teacher (same vocabulary, same label maps) and let the
     distiller cache teacher outputs. Missing keys take :data:`DEFAULTS`.
     """
     s = {k: section.get(k, v) for k, v in DEFAULTS.items()}
     s["student"] = dict(DEFAULTS["student"], **{k: v for k, v in (section.get("student") or {}).items()
                                                 if v is not None or k in ("layers", "config")})
+    if section.get("tasks"):
+        unknown = [t for t in section["tasks"] if t not in tasks]
+        if unknown:
+            raise ConfigError("%s.tasks: %s not among the run's tasks (%s)" % (key, ", ".join(map(repr, unknown)),
+                                                                              ", ".join(tasks)))
+        tasks = [t for t in tasks if t in section["tasks"]]
     if section.get("teacher") is None:
         raise ConfigError("%s.teacher: missing: a saved paddlepalm model (or task -> model)" % key)
     teacher = Teacher.load(section["teacher"], tasks=list(tasks), key=key + ".teacher")

@@ -112,7 +112,8 @@ class Distiller:
     Args:
         teacher: a :class:`~paddlepalm.distill.teacher.Teacher`.
         student: the student encoder (its hidden size and layer count check the matches).
-        student_heads: task -> the student's head (decides the KD target per task).
+        student_heads: task -> the student's head, for every task to distil (decides the KD
+            target per task); tasks left out train on their hard loss alone (see :meth:`distills`).
         matches: intermediate matches, :class:`Match` or mappings (``layer_T``, ``layer_S``,
             ``feature``: hidden / attention / embeddings, ``loss``: mse / cosine / attention_kl,
             ``weight``, optional ``tasks``).
@@ -197,8 +198,13 @@ class Distiller:
                 raise ConfigError("%s.%s: layer %d is out of range: the %s has %d layers (0..%d)"
                                   % (key, name, layer, who, cfg.num_hidden_layers, cfg.num_hidden_layers - 1))
         name = "match%d" % index
-        if match.feature != "attention" and tcfg.hidden_size != scfg.hidden_size and name not in self.projections:
-            # student -> teacher width, trained with the student (TinyBERT's W_h)
+        if match.feature == "attention" or tcfg.hidden_size == scfg.hidden_size:
+            return
+        if name in self.projections:
+            if self.projections[name].weight.shape[1] != tcfg.hidden_size:
+                raise ConfigError("%s: its tasks have teachers of different widths; give each its own match "
+                                  "(with 'tasks')" % key)
+        else:  # student -> teacher width, trained with the student (TinyBERT's W_h)
             self.projections[name] = nn.Linear(scfg.hidden_size, tcfg.hidden_size)
             logger.info("distill: %s (%s) projects the student's %d-wide features to the teacher's %d",
                         key, match.label, scfg.hidden_size, tcfg.hidden_size)
@@ -225,6 +231,10 @@ class Distiller:
     @property
     def tasks(self) -> List[str]:
         return list(self._tasks)
+
+    def distills(self, task: str) -> bool:
+        """Whether ``task`` is distilled (else the loop trains it on its hard loss alone)."""
+        return task in self._tasks
 
     def encoder_kwargs(self, task: str) -> Dict[str, bool]:
         """What the loop must pass to the STUDENT encoder for this task's matches."""
