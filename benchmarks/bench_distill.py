@@ -10,13 +10,17 @@ teacher's layers (``student_from_teacher``: L3 = layers 0,2,4, L2 = layers 1,4) 
 copied (``build_heads``). Throughput does not depend on the weights' values, so nothing is trained
 here: this measures only what removing layers buys.
 
-Each pass runs encoder + head under ``paddle.no_grad()`` on the same padded batches of the SNIPS
-test utterances (``run_task``, what predict runs per batch) and copies the logits to numpy. The
-three models alternate inside every round (order reversed every other round); the table gives the
-median examples/s over rounds and the median over rounds of the per-round ratio to the teacher
-(paired, so load that changes between rounds cancels).
+Each model runs encoder + head under ``paddle.no_grad()`` on the same padded batches of the SNIPS
+test utterances (``run_task``, what predict runs per batch) and copies the logits to numpy; the
+``exported`` variants run the same models saved with ``paddlepalm.export.export_task`` through
+``paddlepalm.export.Predictor`` (``paddle.jit.load``). The
+models alternate batch by batch (every batch goes through every variant, in an order that rotates),
+so load from other processes falls on all of them alike; a round is one pass over the batches.
+The table gives the median examples/s over rounds and the median, min and max over rounds of the
+per-round ratio to the teacher.
 """
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -57,7 +61,26 @@ def build(args, work):
         student.eval()
         head.eval()
         models["%s %s" % (name, layers)] = (student, head)
-    return paddle, models, reader
+    runners = {name: dygraph_runner(paddle, *pair) for name, pair in models.items()}
+    if args.exported:
+        from paddlepalm.export import EXPORT_FILE, Predictor, export_task
+
+        for name, (backbone, head) in models.items():
+            folder = os.path.join(work, "export_%d" % len(runners))
+            info = export_task(backbone, head, reader, os.path.join(folder, "intent"))
+            with open(os.path.join(folder, EXPORT_FILE), "w", encoding="utf-8") as f:
+                json.dump({"tasks": {"intent": info}}, f)
+            runners[name.split(" [")[0] + " exported"] = Predictor(folder, "intent").run
+    return paddle, runners, reader
+
+
+def dygraph_runner(paddle, backbone, head):
+    from paddlepalm.forward import run_task, to_tensors
+
+    def run(batch):
+        with paddle.no_grad():
+            return run_task(backbone, head, to_tensors(batch))["logits"].numpy()
+    return run
 
 
 def batches_of(reader, size, limit):
@@ -82,6 +105,8 @@ def main(argv=None):
     p.add_argument("--max-len", type=int, default=64)
     p.add_argument("--l3", default="0,2,4", help="teacher layers of the 3-layer student")
     p.add_argument("--l2", default="1,4", help="teacher layers of the 2-layer student")
+    p.add_argument("--no-exported", dest="exported", action="store_false",
+                   help="skip the exported (paddle.jit) variants")
     p.add_argument("--threads", type=int, default=None, help=common.THREADS_HELP)
     p.add_argument("--data-dir", default=None, help="SNIPS folder (default: $PADDLEPALM_DATA/snips, else "
                                                     "../shared/datasets/snips)")
@@ -95,29 +120,31 @@ def main(argv=None):
     args.data_dir = args.data_dir or common.default_snips_dir()
     args.model_dir = args.model_dir or common.minilm_dir()
     print("machine: %s; threads %d" % (common.machine_description(), args.threads), flush=True)
-    paddle, models, reader = build(args, tempfile.mkdtemp(prefix="bench_distill_"))
-    from paddlepalm.forward import run_task, to_tensors
+    paddle, runners, reader = build(args, tempfile.mkdtemp(prefix="bench_distill_"))
 
-    def run(name, batches):
-        backbone, head = models[name]
-        with paddle.no_grad():
-            for b in batches:
-                run_task(backbone, head, to_tensors(b))["logits"].numpy()
+    def run(name, batch):
+        runners[name](batch)
 
-    names = list(models)
+    names = list(runners)
     teacher = names[0]
     rows = []
     for size in args.batch_sizes:
         batches = batches_of(reader, size, args.limit_b1 if size == 1 else args.limit)
         n = sum(len(b["input_ids"]) for b in batches)
         for name in names:  # warm-up
-            run(name, batches[:3])
+            for b in batches[:3]:
+                run(name, b)
         times = {name: [] for name in names}
         for r in range(args.rounds):
-            for name in (names if r % 2 == 0 else names[::-1]):
-                t = time.perf_counter()
-                run(name, batches)
-                times[name].append(time.perf_counter() - t)
+            spent = dict.fromkeys(names, 0.0)
+            for i, b in enumerate(batches):  # every batch through every model, order rotating
+                k = (i + r) % len(names)
+                for name in names[k:] + names[:k]:
+                    t = time.perf_counter()
+                    run(name, b)
+                    spent[name] += time.perf_counter() - t
+            for name in names:
+                times[name].append(spent[name])
         for name in names:
             paired = [t0 / t1 for t0, t1 in zip(times[teacher], times[name])]
             rows.append([size, name, n, n / common.median(times[name]), common.median(paired),
