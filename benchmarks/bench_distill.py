@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Inference throughput of a distilled student against its teacher (dygraph, CPU).
+"""Inference throughput of distilled students against their teacher (dygraph and exported, CPU).
 
   python benchmarks/bench_distill.py                      # batch sizes 1 and 32, 5 rounds
   python benchmarks/bench_distill.py --rounds 9 --threads 2

@@ -1,7 +1,6 @@
 """paddlepalm.distill: KD losses against NumPy, teacher frozen, projections, cache, student init, errors."""
 import json
 import re
-import logging
 import os
 from types import SimpleNamespace
 

@@ -8,7 +8,7 @@ student keeps the teacher's config except ``num_hidden_layers``; its embeddings,
 import logging
 import re
 import warnings
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Sequence, Union
 
 import paddle
 
