@@ -439,6 +439,8 @@ def test_distiller_needs_what_the_matches_use(teacher_setup):
     distiller = Distiller(teacher, student, heads, matches=[dict(MATCHES[1], tasks=["slot"])])
     assert distiller.encoder_kwargs("intent") == {"output_hidden_states": False, "output_attentions": False}
     assert distiller.encoder_kwargs("slot") == {"output_hidden_states": False, "output_attentions": True}
+    assert distiller.encoder_kwargs(["intent", "slot"]) == {"output_hidden_states": False, "output_attentions": True}
+    assert distiller.encoder_kwargs("aux") == {"output_hidden_states": False, "output_attentions": False}
     reader = _readers(teacher_setup.vocab, teacher_setup.intent, teacher_setup.slot)["slot"]
     batch = to_tensors(next(iter(reader.iterator(num_epochs=1))))
     encoded = student(**encoder_inputs(batch, student))

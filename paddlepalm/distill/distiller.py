@@ -236,10 +236,13 @@ class Distiller:
         """Whether ``task`` is distilled (else the loop trains it on its hard loss alone)."""
         return task in self._tasks
 
-    def encoder_kwargs(self, task: str) -> Dict[str, bool]:
-        """What the loop must pass to the STUDENT encoder for this task's matches."""
-        t = self._tasks[task]
-        return {"output_hidden_states": t.need_hidden, "output_attentions": t.need_attentions}
+    def encoder_kwargs(self, task: Union[str, Sequence[str]]) -> Dict[str, bool]:
+        """What the loop must pass to the STUDENT encoder for this task's matches (for several
+        tasks sharing one encoder pass: what any of them needs). Tasks not distilled need nothing."""
+        names = [task] if isinstance(task, str) else list(task)
+        specs = [self._tasks[n] for n in names if n in self._tasks]
+        return {"output_hidden_states": any(t.need_hidden for t in specs),
+                "output_attentions": any(t.need_attentions for t in specs)}
 
     def parameters(self) -> List[paddle.Tensor]:
         """Trainable parameters owned by the distiller (projections); empty when widths agree."""
