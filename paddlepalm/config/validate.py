@@ -403,6 +403,135 @@ def _check_training(config: Config, s: Dict[str, Any], problems: List[Problem]) 
                 problems.append(config.problem(path, "a weight must be a number, got %r" % (weight,)))
 
 
+def _check_distill(config: Config, s: Dict[str, Any], problems: List[Problem]) -> None:
+    """The ``distill:`` section (only when given): teacher folders and tasks, student, schedules,
+    matches. Resolves its paths in ``s``."""
+    import json
+
+    from paddlepalm.backbone.config import EncoderConfig
+    from paddlepalm.distill.distiller import Match
+    from paddlepalm.distill.schedules import Schedule
+    from paddlepalm.errors import CheckpointError, ConfigError
+    from paddlepalm.model import BACKBONE_DIR, MODEL_FILE
+
+    if config.get(("distill",)) is None:
+        s["distill"] = None
+        return
+    d, tasks = s["distill"], s["tasks"]
+    for i, name in enumerate(d["tasks"] or ()):
+        if name not in tasks:
+            problems.append(config.problem(("distill", "tasks", i), "%r is not a declared task%s"
+                                           % (name, _suggest(name, list(tasks)))))
+    if d["tasks"]:
+        tasks = {name: t for name, t in tasks.items() if name in d["tasks"]}
+
+    def report(path, message):
+        problems.append(config.problem(("distill",) + tuple(path), message))
+
+    def teacher_model(path, where):
+        """(tasks, layer count) of the model folder, or None after reporting why not."""
+        meta = os.path.join(path, MODEL_FILE)
+        if not os.path.isfile(meta):
+            report(where, "not a saved paddlepalm model (no %s in %s)" % (MODEL_FILE, path))
+            return None
+        try:
+            with open(meta, encoding="utf-8") as f:
+                names = list(json.load(f)["tasks"])
+            layers = EncoderConfig.load(os.path.join(path, BACKBONE_DIR)).num_hidden_layers
+        except (OSError, ValueError, KeyError, CheckpointError) as e:
+            report(where, "cannot read the teacher model %s: %s" % (path, e))
+            return None
+        return names, layers
+
+    teacher_layers = set()
+    if isinstance(d["teacher"], str):
+        d["teacher"] = resolve_path(config, d["teacher"])
+        found = teacher_model(d["teacher"], ("teacher",))
+        if found:
+            teacher_layers.add(found[1])
+            for name in tasks:
+                if name not in found[0]:
+                    report(("teacher",), "the teacher %s has no task %r (it has: %s)"
+                           % (os.path.join(d["teacher"], MODEL_FILE), name, ", ".join(found[0])))
+    elif isinstance(d["teacher"], dict):
+        for name in tasks:
+            if name not in d["teacher"]:
+                report(("teacher",), "no teacher for task %r" % name)
+        for name, spec in d["teacher"].items():
+            if name not in tasks:
+                report(("teacher", name), "%r is not a declared task%s" % (name, _suggest(name, list(tasks))))
+                continue
+            where = ("teacher", name)
+            path, inner = (spec, name) if isinstance(spec, str) else \
+                (spec.get("path"), spec.get("task", name)) if isinstance(spec, dict) else (None, None)
+            if not isinstance(path, str) or (isinstance(spec, dict) and set(spec) - {"path", "task"}):
+                report(where, "expected a model folder or {path, task}, got %r" % (spec,))
+                continue
+            path = resolve_path(config, path)
+            d["teacher"][name] = path if isinstance(spec, str) else dict(spec, path=path)
+            found = teacher_model(path, where + (("path",) if isinstance(spec, dict) else ()))
+            if found:
+                teacher_layers.add(found[1])
+                if inner not in found[0]:
+                    report(where, "the teacher %s has no task %r (it has: %s)"
+                           % (os.path.join(path, MODEL_FILE), inner, ", ".join(found[0])))
+    student = d["student"]
+    student_layers = None
+    if (student["layers"] is None) == (student["config"] is None):
+        report(("student",), "give exactly one of 'layers' (initialise from the teacher's layers) or 'config' "
+                             "(a fresh encoder)")
+    elif student["layers"] is not None:
+        layers = student["layers"]
+        if not layers or not all(isinstance(i, int) and not isinstance(i, bool) for i in layers):
+            report(("student", "layers"), "expected a non-empty list of 0-based teacher layer indices, got %r"
+                   % (layers,))
+        else:
+            student_layers = len(layers)
+            for i, layer in enumerate(layers):
+                for n in teacher_layers:
+                    if not 0 <= layer < n:
+                        report(("student", "layers", i), "layer %d is out of range: the teacher has %d layers "
+                                                         "(0..%d)" % (layer, n, n - 1))
+            if len(set(layers)) != len(layers):
+                report(("student", "layers"), "layer indices repeat: %s" % layers)
+    elif isinstance(student["config"], str):
+        student["config"] = resolve_path(config, student["config"])
+        if not os.path.exists(student["config"]):
+            report(("student", "config"), "file not found: %s" % student["config"])
+    else:
+        student_layers = student["config"].get("num_hidden_layers")
+    for name in ("temperature", "soft_weight", "hard_weight"):
+        try:
+            schedule = Schedule.build(d[name], "distill." + name)
+        except ValueError as e:
+            report((name,), str(e).partition(": ")[2])
+            continue
+        low = min(schedule.start, schedule.end)
+        if low < 0 or (name == "temperature" and low <= 0):
+            report((name,), "must stay %s 0, got %s" % (">" if name == "temperature" else ">=", schedule))
+    for name, weight in d["task_weights"].items():
+        if name not in tasks:
+            report(("task_weights", name), "%r is not a declared task%s" % (name, _suggest(name, list(tasks))))
+        elif not _is(weight, "float") or weight < 0:
+            report(("task_weights", name), "expected a number >= 0, got %r" % (weight,))
+    for i, spec in enumerate(d["matches"]):
+        try:
+            match = Match.from_dict(spec, "distill.matches[%d]" % i)
+        except ConfigError as e:
+            head, _, message = str(e).partition(": ")
+            report(("matches", i) + tuple(head.split(".")[2:]), message)
+            continue
+        for who, layer, counts in (("layer_T", match.layer_T, teacher_layers),
+                                   ("layer_S", match.layer_S, {student_layers} - {None})):
+            for n in counts:
+                if layer is not None and not 0 <= layer < n:
+                    report(("matches", i, who), "layer %d is out of range: the %s has %d layers (0..%d)"
+                           % (layer, "teacher" if who == "layer_T" else "student", n, n - 1))
+        for name in match.tasks or ():
+            if name not in tasks:
+                report(("matches", i, "tasks"), "%r is not a declared task%s" % (name, _suggest(name, list(tasks))))
+
+
 # ----------------------------------------------------------------------------- settings
 def _resolve_paths(config: Config, s: Dict[str, Any]) -> None:
     b = s["backbone"]
@@ -470,6 +599,7 @@ def check(config: Config) -> Tuple[List[Problem], Dict[str, Any]]:
     for name in s["tasks"]:
         _check_task(config, s, name, problems)
     _check_training(config, s, problems)
+    _check_distill(config, s, problems)
     return problems, s
 
 
