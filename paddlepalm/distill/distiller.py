@@ -248,6 +248,10 @@ class Distiller:
         """Trainable parameters owned by the distiller (projections); empty when widths agree."""
         return list(self.projections.parameters())
 
+    def named_parameters(self) -> List[Tuple[str, paddle.Tensor]]:
+        """:meth:`parameters` with stable names (``distill.projections.<match>.<param>``)."""
+        return [("distill.projections." + n, p) for n, p in self.projections.named_parameters()]
+
     def on_step(self, step: int, total_steps: Optional[int] = None) -> None:
         """Advance the schedules to optimizer step ``step`` of ``total_steps``."""
         for schedule in (self.temperature, self.soft_weight, self.hard_weight):

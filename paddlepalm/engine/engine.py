@@ -46,12 +46,13 @@ class Engine:
     def __init__(self, tasks: Sequence[TaskSpec], backbone=None, main_task: Optional[str] = None,
                  sampling: str = "mix_ratio", temperature: float = 1.0, seed: int = 0,
                  strategy: Optional[Strategy] = None, step_mode: str = "sampled",
-                 tasks_per_step: Optional[int] = None, balancer=None):
+                 tasks_per_step: Optional[int] = None, balancer=None, distiller=None):
         self.tasks: List[TaskSpec] = check_unique_names(tasks)
         self.backbone = backbone
         self.main_task = main_task
         self.sampling, self.temperature, self.seed = sampling, temperature, seed
         self.step_mode, self.tasks_per_step, self.balancer = step_mode, tasks_per_step, balancer
+        self.distiller = distiller  # a teacher's loss terms (paddlepalm.distill.Distiller), or None
         self.strategy = strategy or default_strategy()
         self.sampler: Optional[Sampler] = None
         self.optimizer_spec = None
@@ -77,7 +78,19 @@ class Engine:
         resolve_shared_heads(self.tasks)
         for t in self.tasks:
             t.head.attach_backbone(self.backbone)
-        return MultiTaskNetwork(self.backbone, self.tasks)
+        return MultiTaskNetwork(self.backbone, self.tasks, self.extra_parameters())
+
+    def extra_parameters(self):
+        """Parameters trained with the model but saved with the run's state, not in the model:
+        the balancer's (``balancing.*``) and the distiller's projections (``distill.*``)."""
+        extra = []
+        for prefix, owner in (("balancing", self.balancer), ("distill", self.distiller)):
+            named = getattr(owner, "named_parameters", None)
+            if named is not None:
+                extra += [(n if n.startswith(prefix + ".") else "%s.%s" % (prefix, n), p) for n, p in named()]
+            elif owner is not None:
+                extra += [("%s.%d" % (prefix, i), p) for i, p in enumerate(owner.parameters())]
+        return extra
 
     @property
     def network(self) -> MultiTaskNetwork:
@@ -106,7 +119,8 @@ class Engine:
         self.sampler = Sampler(infos, self.sampling, num_epochs, self.temperature, self.seed, max_steps,
                                self.step_mode, self.tasks_per_step)
         self.loop = FitLoop(self, self.bind(), self.tasks, self.sampler, self.optimizer_spec, self.args,
-                            self.strategy, CallbackList(), self.seed, self.weight_decay, units, self.balancer)
+                            self.strategy, CallbackList(), self.seed, self.weight_decay, units, self.balancer,
+                            self.distiller)
         return self.sampler
 
     # ------------------------------------------------------------------ training

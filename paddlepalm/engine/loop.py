@@ -41,12 +41,13 @@ class FitLoop:
     def __init__(self, engine, network: MultiTaskNetwork, tasks: Sequence[TaskSpec], sampler: Sampler,
                  optimizer_spec, args: TrainingArguments, strategy: Strategy, callbacks: CallbackList,
                  seed: int = 0, weight_decay: Optional[float] = None, units: Optional[List[List[int]]] = None,
-                 balancer=None):
+                 balancer=None, distiller=None):
         self.engine = engine  # evaluate(), save(path), save_checkpoint() -- see Engine
         self.network, self.tasks, self.sampler = network, list(tasks), sampler
         # the sampler draws units: one task, or tasks sharing one reader (one encoder pass)
         self.units = units or [[i] for i in range(len(self.tasks))]
         self.balancer = balancer  # None: the weighted sum of the task losses (loss_weight)
+        self.distiller = distiller  # None, or adds a teacher's loss terms (paddlepalm.distill)
         self.last_tasks: List[str] = []
         self.optimizer_spec, self.weight_decay = optimizer_spec, weight_decay
         self.args, self.strategy, self.callbacks, self.seed = args, strategy, callbacks, seed
@@ -143,8 +144,20 @@ class FitLoop:
         tasks = [self.tasks[i] for i in unit]
         for t in tasks:
             self.network.train_task(t)
+        options, transform = None, None
+        if self.distiller is not None:
+            options = self.distiller.encoder_kwargs([t.name for t in tasks])
+            transform = self._distilled
         with self.amp_context():
-            return dict(zip(unit, self.network.forward_shared(tasks, batch)))
+            return dict(zip(unit, self.network.forward_shared(tasks, batch, options, transform)))
+
+    def _distilled(self, task, tensors, outputs, encoded):
+        """The task's loss with the distiller's terms (teacher outputs, matches) mixed in."""
+        if self.distiller.distills(task.name):
+            outputs = dict(outputs)
+            outputs["loss"], self.distill_parts = self.distiller.loss(task.name, tensors, outputs, encoded,
+                                                                      outputs.get("loss"))
+        return outputs
 
     def backward_losses(self, losses: Dict[int, Any]) -> None:
         """``{task index: (loss, shard weight)}`` -> gradients: the balancer's combination, or
