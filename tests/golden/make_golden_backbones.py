@@ -13,11 +13,14 @@ What it writes under ``tests/fixtures/``:
   x 256 buckets, local_transformer_stride 8 (so the local attention really cuts rows into
   blocks), ``torch.manual_seed(0)``; biases and LayerNorm parameters randomised too.
 * ``tiny_canine_golden.npz``: 4 texts (English, Chinese, Arabic, emoji, mixed) as code points by
-  ``CanineTokenizer`` padded to L=27 (not a multiple of 4) plus one pair: ``input_ids``,
-  ``token_type_ids``, ``attention_mask``, ``last_hidden_state`` [4, 27, 32], ``pooler_output``.
+  ``CanineTokenizer`` padded to L=26 (not a multiple of 4) plus one pair: ``input_ids``,
+  ``token_type_ids``, ``attention_mask``, ``last_hidden_state`` [4, 26, 32], ``pooler_output``.
   ``texts_json`` / ``pair_json`` hold the inputs.
 * ``canine_codepoints.json``: ``CanineTokenizer`` ids (with special code points) and token type
   ids for tricky strings and pairs (combining marks, ZWJ emoji, RTL, CJK, astral plane, tabs).
+* ``tiny_ernie_hf/`` + ``tiny_ernie_golden.npz``: ``ErnieModel`` (ERNIE 3.0 switches:
+  ``use_task_id=True``, 3 task types, 4 token types) with vocab 100, hidden 32, 2 layers, run
+  with non-zero ``task_type_ids``.
 * ``tiny_nezha_hf/`` + ``tiny_nezha_golden.npz``: ``NezhaModel`` with vocab 100, hidden 32, 2
   layers, 4 heads, ffn 64, 64 positions, max_relative_position 5 (rows of 14 tokens are longer
   than the clipping distance, so clipping is exercised).
@@ -55,6 +58,9 @@ TINY_NEZHA_CFG = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_a
                       intermediate_size=64, max_position_embeddings=64, max_relative_position=5,
                       type_vocab_size=2, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
 NEZHA_LENGTHS = [14, 9, 3]
+TINY_ERNIE_CFG = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=64, max_position_embeddings=64, type_vocab_size=4,
+                      task_type_vocab_size=3, use_task_id=True)
 
 
 def _randomise_biases_and_norms(model):
@@ -144,9 +150,35 @@ def make_nezha(out_dir: Path, meta):
         meta_json=np.array(json.dumps(dict(meta, model="tiny-nezha-seed0"))))
 
 
+def make_ernie(out_dir: Path, meta):
+    import torch
+    from transformers import ErnieConfig, ErnieModel
+
+    torch.manual_seed(0)
+    model = ErnieModel(ErnieConfig(**TINY_ERNIE_CFG))
+    _randomise_biases_and_norms(model)
+    model.eval()
+    _save_hf(model, out_dir / "tiny_ernie_hf")
+    reloaded = from_pretrained_f32(ErnieModel, str(out_dir / "tiny_ernie_hf"))
+    reloaded.eval()
+    gen = torch.Generator().manual_seed(2)
+    ids = torch.randint(1, TINY_ERNIE_CFG["vocab_size"], (3, 10), generator=gen)
+    ids[2, 6:] = 0
+    mask = (ids != 0).long()
+    types = torch.randint(0, 4, (3, 10), generator=gen)
+    tasks = torch.randint(0, 3, (3, 10), generator=gen)
+    with torch.no_grad():
+        out = reloaded(input_ids=ids, token_type_ids=types, task_type_ids=tasks, attention_mask=mask)
+    np.savez_compressed(
+        out_dir / "tiny_ernie_golden.npz", input_ids=i64(ids), token_type_ids=i64(types),
+        task_type_ids=i64(tasks), attention_mask=i64(mask), last_hidden_state=f32(out.last_hidden_state),
+        pooler_output=f32(out.pooler_output), meta_json=np.array(json.dumps(dict(meta, model="tiny-ernie-seed0"))))
+
+
 FILES = ["tiny_canine_golden.npz", "tiny_nezha_golden.npz", "canine_codepoints.json",
          "tiny_canine_hf/config.json", "tiny_canine_hf/model.safetensors",
-         "tiny_nezha_hf/config.json", "tiny_nezha_hf/model.safetensors"]
+         "tiny_nezha_hf/config.json", "tiny_nezha_hf/model.safetensors",
+         "tiny_ernie_golden.npz", "tiny_ernie_hf/config.json", "tiny_ernie_hf/model.safetensors"]
 
 
 def verify(out_dir: Path) -> int:
@@ -178,6 +210,7 @@ def main(argv=None):
         meta = versions()
         make_canine(out_dir, meta)
         make_nezha(out_dir, meta)
+        make_ernie(out_dir, meta)
     verify(out_dir)
 
 
