@@ -241,3 +241,26 @@ def test_ernie_task_ids_out_of_range_name_file_and_key(tmp_path):
     (dst / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=r"model\.safetensors: key 'embeddings\.task_type_embeddings\.weight'"):
         ERNIE.from_pretrained(str(dst))
+
+
+# ---------------------------------------------------------------------------------- catalog
+def test_catalog_lists_the_ernie3_family_minilm_and_canine():
+    from paddlepalm.downloader.catalog import load_catalog
+
+    catalog = load_catalog(environ={})
+    names = {e.name: e for e in catalog.entries("pretrain")}
+    for size in ("xbase", "base", "medium", "mini", "micro", "nano"):
+        entry = names["ernie-3.0-%s-zh" % size]
+        assert entry.format == "paddlenlp" and entry.model == "ernie"
+        assert entry.url == "https://bj.bcebos.com/paddlenlp/models/transformers/ernie_3.0/ernie_3.0_%s_zh.pdparams" % size
+    for size in ("base", "medium", "mini", "micro", "nano", "pico"):
+        entry = names["ernie-3.0-tiny-%s-v2-zh" % size]
+        assert entry.url.endswith("/ernie_3.0/ernie_3.0_tiny_%s_v2.pdparams" % size) and entry.format == "paddlenlp"
+    minilm = names["all-MiniLM-L6-v2"]
+    assert minilm.hf_repo == "sentence-transformers/all-MiniLM-L6-v2" and minilm.format == "hf"
+    # the files it names are the ones the offline copy of the same model carries
+    from tests.helpers import minilm_dir
+
+    required = [f.name for f in minilm.files if not f.optional]
+    assert all(os.path.isfile(os.path.join(minilm_dir(), name)) for name in required)
+    assert names["canine-s"].model == names["canine-c"].model == "canine"
