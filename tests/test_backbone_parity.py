@@ -46,7 +46,10 @@ def test_canine_matches_huggingface_on_mixed_scripts():
     assert z["input_ids"].shape[1] % 4 != 0  # not a multiple of the downsampling rate
     model = Canine.from_pretrained(os.path.join(FIXTURES, "tiny_canine_hf"), phase="predict")
     assert model.load_report.unused_keys == [] and model.load_report.missing_keys == []
-    assert_close(z, *run(model, z))
+    seq, pooled = run(model, z)
+    assert_close(z, seq, pooled)
+    # also on the padded rows: an all-padding block of characters attends uniformly, as in HF
+    assert np.abs(seq - z["last_hidden_state"])[z["attention_mask"].astype(bool)].max() < 1e-5
     assert_close(z, *run(model, z, "pair_"), prefix="pair_")
 
 

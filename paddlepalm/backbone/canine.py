@@ -31,7 +31,6 @@ from paddlepalm.backbone.config import CANINE_PRIMES, CanineConfig
 from paddlepalm.backbone.encoder import EncoderOutput, Pooler, TransformerLayer, _activation, _normal
 from paddlepalm.errors import CheckpointError
 
-NEG = -1e4  # additive attention mask for padding (as in the BERT-family encoder)
 
 
 class HashEmbeddings(nn.Layer):
@@ -292,5 +291,10 @@ class Canine(nn.Layer):
 
 
 def _additive(keep, dtype):
-    """[B, L] of 1 (keep) / 0 (pad) -> [B, 1, 1, L] additive attention mask."""
-    return (1.0 - keep.astype(dtype)).unsqueeze([1, 2]) * NEG
+    """[B, L] of 1 (keep) / 0 (pad) -> [B, 1, 1, L] additive attention mask.
+
+    The dtype's lowest value, as the reference implementation uses: a block of characters that is
+    all padding then attends uniformly (-1e4 would keep its score differences), and since the
+    upsampling convolution reads neighbouring characters, that reaches the last real characters.
+    """
+    return (1.0 - keep.astype(dtype)).unsqueeze([1, 2]) * float(paddle.finfo(dtype).min)
