@@ -147,6 +147,8 @@ def test_canine_refuses_masked_lm_and_short_rows():
                         num_hash_functions=2, num_hash_buckets=64), phase="predict")
     with pytest.raises(ValueError, match="at least downsampling_rate=4 characters"):
         model(paddle.to_tensor([[0xE000, 0xE001]]))
+    with pytest.raises(ValueError, match="70 characters per row but this Canine has 64 character positions"):
+        model(paddle.to_tensor([[0xE000] + [97] * 68 + [0xE001]]))
 
 
 # ---------------------------------------------------------------------------------- NEZHA

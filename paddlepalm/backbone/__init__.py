@@ -6,8 +6,8 @@ from paddlepalm.backbone.families import (BERT, ERNIE, FAMILIES, NEZHA, RoBERTa,
                                          convert_checkpoint)
 from paddlepalm.backbone.weights import LoadReport, detect_layout, read_checkpoint
 
-__all__ = ["ERNIE", "BERT", "RoBERTa", "NEZHA", "Canine", "CanineConfig", "load_config", "Encoder", "EncoderConfig", "EncoderOutput", "FAMILIES",
-           "build_encoder", "convert_checkpoint", "detect_layout", "read_checkpoint", "LoadReport"]
+__all__ = ["ERNIE", "BERT", "RoBERTa", "NEZHA", "Canine", "CanineConfig", "load_config", "Encoder",
+           "EncoderConfig", "EncoderOutput", "FAMILIES", "build_encoder", "convert_checkpoint", "detect_layout", "read_checkpoint", "LoadReport"]
 
 from paddlepalm.registry import BACKBONES as _BACKBONES  # noqa: E402
 

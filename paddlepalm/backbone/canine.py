@@ -139,6 +139,7 @@ class Canine(nn.Layer):
         self.projection = Upsample(config)
         self.final_char_encoder = Stack(config, 1)
         self.pooler = Pooler(config.layer_config())
+        self.max_length = min(config.max_position_embeddings, config.num_hash_buckets)
         self.phase = phase
         self.load_report = None
         if phase != "train":
@@ -157,9 +158,14 @@ class Canine(nn.Layer):
         cfg = self.config
         rate = cfg.downsampling_rate
         length = input_ids.shape[1]
-        if paddle.in_dynamic_mode() and length < rate:
-            raise ValueError("Canine needs at least downsampling_rate=%d characters per row (with [CLS] "
-                             "and [SEP]); the batch has %d" % (rate, length))
+        if paddle.in_dynamic_mode():
+            if length < rate:
+                raise ValueError("Canine needs at least downsampling_rate=%d characters per row (with [CLS] "
+                                 "and [SEP]); the batch has %d" % (rate, length))
+            if length > self.max_length:
+                raise ValueError("the batch has %d characters per row but this Canine has %d character "
+                                 "positions (max_position_embeddings / num_hash_buckets); lower max_len"
+                                 % (length, self.max_length))
         if attention_mask is None:
             attention_mask = paddle.ones_like(input_ids)
         keep = attention_mask.astype("float32")
