@@ -99,7 +99,7 @@ class EncoderConfig(_ConfigFile):
     max_position_embeddings: int = 512
     type_vocab_size: int = 2  # 0 disables token-type embeddings
     task_type_vocab_size: int = 0  # >0 adds ERNIE's task-type embedding
-    use_task_type: bool = False
+    use_task_type: Optional[bool] = None  # None: on for ERNIE when task_type_vocab_size > 0
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
@@ -134,8 +134,9 @@ class EncoderConfig(_ConfigFile):
             raise CheckpointError("key 'position_offset': RoBERTa-style positions start at "
                                   "pad_token_id + 1 = %d, got %d"
                                   % (self.pad_token_id + 1, self.position_offset))
-        if self.task_type_vocab_size and not self.use_task_type:
-            self.use_task_type = True if self.model_type == "ernie" else self.use_task_type
+        if self.use_task_type is None:  # an explicit False (PaddleNLP's use_task_id: false) is kept
+            self.use_task_type = bool(self.task_type_vocab_size) and self.model_type == "ernie"
+        self.use_task_type = bool(self.use_task_type)
         if self.use_task_type and not self.task_type_vocab_size:
             self.task_type_vocab_size = 3
 

@@ -183,11 +183,21 @@ def _read_native(path: str):
 def _read_paddlenlp(path: str):
     import paddle
 
-    config_file = _require(path, "model_config.json", "config.json")
-    config = EncoderConfig.load(config_file)
     weights = [f for f in sorted(os.listdir(path)) if f.endswith(".pdparams")]
     weights_file = os.path.join(path, "model_state.pdparams" if "model_state.pdparams" in weights
                                 else weights[0])
+    if any(os.path.isfile(os.path.join(path, n)) for n in ("model_config.json", "config.json")):
+        config = EncoderConfig.load(_require(path, "model_config.json", "config.json"))
+    else:  # PaddleNLP's ERNIE 3.0 downloads: a bare .pdparams whose config lives in PaddleNLP's code
+        from paddlepalm.backbone.paddlenlp_configs import known_config
+
+        published = known_config(os.path.basename(weights_file))
+        if published is None:
+            raise CheckpointError("%s: missing file model_config.json or config.json (and %s is not one of "
+                                  "PaddleNLP's published ERNIE 3.0 files)" % (path, os.path.basename(weights_file)))
+        logger.info("%s: no config file; using PaddleNLP's published config of %s",
+                    path, os.path.basename(weights_file))
+        config = EncoderConfig.from_dict(published, source=weights_file, strict=True)
     raw = paddle.load(weights_file, return_numpy=True)
     state = {k: _to_numpy(v) for k, v in raw.items()}
     out, unused = {}, []
