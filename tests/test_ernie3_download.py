@@ -1,6 +1,6 @@
 """An ERNIE 3.0 catalog entry end to end against a local server: PaddleNLP's bare .pdparams is
 fetched, its config taken from PaddleNLP's published one, converted, loaded; its vocabulary is
-the vocab item of the same name."""
+the vocab item <name>-vocab."""
 import io
 import os
 
@@ -31,11 +31,11 @@ def test_ernie3_entry_downloads_converts_and_loads(server, tmp_path):  # noqa: F
     builtin = load_catalog(environ={})
     path = "/paddlenlp/models/transformers/ernie_3.0/"
     assert builtin.get("pretrain", NAME).url == "https://bj.bcebos.com" + path + STEM + ".pdparams"
-    assert builtin.get("vocab", NAME).url == "https://bj.bcebos.com" + path + STEM + "_vocab.txt"
+    assert builtin.get("vocab", NAME + "-vocab").url == "https://bj.bcebos.com" + path + STEM + "_vocab.txt"
     words = ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]", "你", "好"]
     catalog = {"pretrain": [dict(name=NAME, format="paddlenlp", sha256=None,
                                  url=server.add(path + STEM + ".pdparams", _pdparams_bytes(original)))],
-               "vocab": [dict(name=NAME, url=server.add(path + STEM + "_vocab.txt", "\n".join(words).encode()))]}
+               "vocab": [dict(name=NAME + "-vocab", url=server.add(path + STEM + "_vocab.txt", "\n".join(words).encode()))]}
     installed = downloader.download("pretrain", NAME, str(tmp_path), catalog=catalog, **FAST)
     model = ERNIE.from_pretrained(installed, phase="predict")
     assert model.load_report.layout == "paddlepalm" and model.load_report.missing_keys == []
@@ -43,7 +43,7 @@ def test_ernie3_entry_downloads_converts_and_loads(server, tmp_path):  # noqa: F
     ids = paddle.to_tensor([[1, 5, 6, 2]])
     original.eval()
     np.testing.assert_array_equal(model(ids)[0].numpy(), original(ids)[0].numpy())
-    vocab_dir = downloader.download("vocab", NAME, str(tmp_path / "vocab"), catalog=catalog, **FAST)
+    vocab_dir = downloader.download("vocab", NAME + "-vocab", str(tmp_path), catalog=catalog, **FAST)
     from paddlepalm.reader import ClassifyReader
 
     reader = ClassifyReader(os.path.join(vocab_dir, STEM + "_vocab.txt"), 16)
