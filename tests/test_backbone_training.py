@@ -59,7 +59,7 @@ def _yaml_config(d, kind, vocab_size, out):
                   "slot": {"reader": "sequence_label", "train": "slot_train.tsv", "dev": "slot_dev.tsv",
                            "label_map": "slot_labels.json"}},
         "main_task": "intent", "optimizer": {"type": "adamw", "lr": 3e-3}, "epochs": 2,
-        "print_steps": 0, "seed": SEED, "output_dir": str(out)}
+        "print_steps": 4, "seed": SEED, "output_dir": str(out)}
 
 
 @pytest.mark.parametrize("kind", ["canine", "nezha", "ernie3"])
@@ -70,6 +70,9 @@ def test_multi_task_from_yaml_then_load_and_export(snips, kind):
     assert main(["train", str(d / ("%s.yaml" % kind))]) == 0
     results = json.loads((out / "results.json").read_text())
     assert 0.0 <= results["intent"]["accuracy"] <= 1.0 and "f1" in results["slot"]
+    logged = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    slot_losses = [r["loss"]["slot"] for r in logged if "slot" in r.get("loss", {})]
+    assert len(slot_losses) >= 2 and slot_losses[-1] < slot_losses[0]  # the shared encoder + slot head learn
     final = max((p for p in os.listdir(out) if p.startswith("ckpt.step")), key=lambda p: int(p[9:]))
     model = palm.load(str(out / final))
     expected_class = {"canine": "Canine", "nezha": "NEZHA", "ernie3": "ERNIE"}[kind]
@@ -159,12 +162,19 @@ def test_canine_sequence_labelling_on_chinese_xquad(tmp_path):
     assert first["input_ids"][1:1 + 5] == [ord(c) for c in rows[0][0][:5]]
     assert first["word_starts"][:5] == [1, 2, 3, 4, 5]
     head = palm.head.SequenceLabel(len(reader.label_map), 32)
-    trainer = palm.Trainer("ans", reader=reader, head=head)
+    dev = reader.clone("dev").load_data(str(tmp_path / "train.tsv"), 8)
+    trainer = palm.Trainer("ans", reader=reader, head=head, dev_reader=dev)
     engine = palm.MultiHeadTrainer([trainer], backbone=backbone, seed=0)
-    engine.fit(palm.optimizer.AdamW(lr=5e-3), num_epochs=3, save_path=str(tmp_path / "run"), print_steps=0)
-    losses = [h["loss"]["ans"] for h in engine.history if "loss" in h]
+    before = engine.evaluate()["ans"]["f1"]
+    engine.fit(palm.optimizer.AdamW(lr=5e-3), num_epochs=20, save_path=str(tmp_path / "run"), print_steps=0)
+    assert engine.global_step == 60
+    after = engine.evaluate()["ans"]
+    # it fits the answer spans it was trained on (memorisation of 24 rows, not a quality claim)
+    assert after["f1"] > max(0.6, before)
     model = palm.load(engine.save(str(tmp_path / "model")))
-    predicted = model.predict("ans", [rows[0][0]])
-    assert len(predicted[0]["labels"]) == len(rows[0][0])
-    assert set(predicted[0]["labels"]) <= {"O", "B-ANS", "I-ANS"}
-    assert losses == [] or np.isfinite(losses).all()
+    predicted = model.predict("ans", [chars for chars, _ in rows])
+    assert [len(p["labels"]) for p in predicted] == [len(chars) for chars, _ in rows]
+    gold = [tags for _, tags in rows]
+    from paddlepalm.head.sequence_label import sequence_metrics
+
+    assert sequence_metrics(gold, [p["labels"] for p in predicted])["f1"] == pytest.approx(after["f1"])
