@@ -86,3 +86,22 @@ def test_readers_rebuild_the_codepoint_tokenizer_from_a_canine_checkpoint(tmp_pa
 def test_mask_lm_reader_refuses_code_points():
     with pytest.raises(ValueError, match="no output vocabulary"):
         palm.reader.MaskLMReader(None, tokenizer="codepoint")
+
+
+def test_yaml_check_accepts_an_inline_canine_config_and_names_bad_keys(tmp_path, capsys):
+    import yaml
+
+    from paddlepalm.cli import main
+
+    write_file(tmp_path / "train.tsv", "label\ttext_a\n0\tsalut\n1\t你好\n")
+    config = {"backbone": {"type": "canine", "config": dict(CANINE)}, "tokenizer": {"type": "codepoint"},
+              "tasks": {"t": {"reader": "classify", "train": "train.tsv"}}, "max_len": 16,
+              "output_dir": str(tmp_path / "out")}
+    (tmp_path / "ok.yaml").write_text(yaml.safe_dump(config))
+    assert main(["check", str(tmp_path / "ok.yaml")]) == 0
+    config["backbone"]["config"]["num_hash_functions"] = 3  # 16 is not divisible by 3
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    assert main(["check", str(tmp_path / "bad.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "backbone.config" in err and "num_hash_functions" in err

@@ -216,7 +216,8 @@ def _check_backbone(config: Config, s: Dict[str, Any], problems: List[Problem]) 
         problems.append(config.problem(("backbone", "config"), "file not found: %s" % b["config"]))
     elif isinstance(b["config"], dict):
         try:
-            EncoderConfig.from_dict(dict(b["config"], **b["overrides"]), strict=True)
+            EncoderConfig.from_dict(dict(b["config"], **b["overrides"]), strict=True,
+                                    model_type="canine" if b["type"] == "canine" else None)
         except (CheckpointError, TypeError, ValueError) as e:
             problems.append(config.problem(("backbone", "config"), str(e)))
 
