@@ -138,6 +138,17 @@ def test_canine_local_attention_is_block_diagonal():
     assert moved.tolist() == [False] * 4 + [True] * 4 + [False] * 4
 
 
+def test_canine_hidden_states_and_batch_independence():
+    model = Canine.from_pretrained(os.path.join(FIXTURES, "tiny_canine_hf"), phase="predict")
+    z = golden("tiny_canine_golden.npz")
+    ids = paddle.to_tensor(z["input_ids"][:1])  # the unpadded row
+    out = model(ids, output_hidden_states=True)
+    # embeddings, the local character layer, 2 deep layers (molecules), the final character layer
+    assert [h.shape[1] for h in out.hidden_states] == [26, 26, 6, 6, 26]
+    np.testing.assert_array_equal(out.hidden_states[-1].numpy(), out.sequence_output.numpy())
+    np.testing.assert_allclose(out.sequence_output.numpy()[0], z["last_hidden_state"][0], atol=TOL)
+
+
 def test_canine_refuses_masked_lm_and_short_rows():
     from paddlepalm.reader import MaskLMReader
 
