@@ -33,6 +33,7 @@ setup(
         "tqdm>=4.40",
         "tokenizers>=0.13",
         "safetensors>=0.3",
+        "filelock>=3.12",
     ],
     extras_require={
         "cpu": ["paddlepaddle>=2.6"],

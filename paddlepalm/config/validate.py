@@ -21,6 +21,9 @@ HEAD_ARGS_SET_ELSEWHERE = {"phase": "the command"}
 OPTIMIZER_ARGS_SET_ELSEWHERE = {"loss_var": "nothing (unused)", "lr_schedualer": "schedule",
                                 "lr_scheduler": "schedule"}
 LABEL_MAP_ARGS = ("label_map", "label_map_config")
+# Head (or reader) options that change which metrics a head reports: with one of them set, the
+# objective's metric name is checked when the head is built instead.
+METRIC_OPTIONS = ("multi_label", "learning_strategy")
 
 
 def _suggest(name: str, known: Sequence[str]) -> str:
@@ -44,6 +47,15 @@ def resolve_path(config: Config, value: str) -> str:
     """``~`` and ``$VARS`` expanded; relative paths taken from the config file's folder."""
     value = os.path.expandvars(os.path.expanduser(str(value)))
     return os.path.normpath(value if os.path.isabs(value) else os.path.join(config.base_dir, value))
+
+
+def resolve_component_file(config: Config, type_name: str) -> str:
+    """``my_readers.py:MyReader`` (a module file, relative to the config's folder) made absolute;
+    registered names and dotted paths are returned as they are."""
+    module, sep, attr = type_name.rpartition(":")
+    if not sep or not module.endswith(".py"):
+        return type_name
+    return "%s:%s" % (resolve_path(config, module), attr)
 
 
 # ----------------------------------------------------------------------------- structure
@@ -247,14 +259,20 @@ def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Pro
                                        "%r is not a paddlepalm.reader.Reader subclass" % t["reader"]["type"]))
         reader_cls = None
     if reader_cls is not None:
+        before = len(problems)
         _check_options(config, reader_cls, t["reader"], path + ("reader",), READER_ARGS_SET_ELSEWHERE, problems)
+        _check_reader_values(config, t["reader"], path + ("reader",), problems)
+        if len(problems) == before and all(_is_column(c) for c in (t["fields"] or {}).values()):
+            from paddlepalm.config.data_checks import check_task_files
+
+            check_task_files(config, s, name, reader_cls, problems)
     for split in ("train", "dev", "test"):
         if t[split] is not None and not os.path.isfile(t[split]):
             problems.append(config.problem(path + (split,), "file not found: %s" % t[split]))
     for field, column in (t["fields"] or {}).items():
-        if not isinstance(column, str) or not column:
-            problems.append(config.problem(path + ("fields", field), "expected the name of a column, got %r"
-                                           % (column,)))
+        if not _is_column(column):
+            problems.append(config.problem(path + ("fields", field), "expected the name of a column (or its "
+                                           "number, from 1), got %r" % (column,)))
     if isinstance(t["label_map"], str) and not os.path.isfile(t["label_map"]):
         problems.append(config.problem(path + ("label_map",), "file not found: %s" % t["label_map"]))
     elif t["label_map"] is not None and reader_cls is not None and \
@@ -292,6 +310,53 @@ def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Pro
     if isinstance(given, int) and count is not None and given != count:
         problems.append(config.problem(path + ("head", "num_classes"), "head has %d classes but the label map "
                                                                        "has %d labels" % (given, count)))
+
+
+def _is_column(column: Any) -> bool:
+    """A column name, or a column number from 1."""
+    if isinstance(column, bool):
+        return False
+    return (isinstance(column, str) and bool(column)) or (isinstance(column, int) and column >= 1)
+
+
+def _check_reader_values(config: Config, options: Dict[str, Any], path: Tuple, problems: List[Problem]) -> None:
+    """Values of the reading options every reader shares."""
+    from paddlepalm.reader.labels import NORMALIZERS
+
+    if "header" in options and not isinstance(options["header"], bool):
+        problems.append(config.problem(path + ("header",), "expected true or false, got %r" % (options["header"],)))
+    normalize = options.get("label_normalize")
+    if normalize is not None and normalize not in NORMALIZERS:
+        problems.append(config.problem(path + ("label_normalize",), "%r is not one of %s (or null)"
+                                       % (normalize, ", ".join(NORMALIZERS))))
+
+
+def _head_of(s: Dict[str, Any], task: str) -> Optional[Dict[str, Any]]:
+    t = s["tasks"][task]
+    owner = t["reuse_head_with"]
+    return s["tasks"][owner]["head"] if owner in s["tasks"] else t["head"]
+
+
+def _check_metric(config: Config, s: Dict[str, Any], task: str, metric: str, path: Tuple,
+                  problems: List[Problem]) -> None:
+    """The objective's metric must be one the task's head reports."""
+    from paddlepalm.head.base import Head
+    from paddlepalm.registry import HEADS
+
+    head = _head_of(s, task)
+    if not head:
+        return
+    cls, error = _lookup(HEADS, head["type"])
+    if error or not (isinstance(cls, type) and issubclass(cls, Head)):
+        return  # reported with the task
+    reader = s["tasks"][task]["reader"] or {}
+    if any(head.get(k) or reader.get(k) for k in METRIC_OPTIONS):
+        return
+    names = tuple(getattr(cls, "metric_names", ()) or ())
+    if names and metric not in names:
+        problems.append(config.problem(path, "task %r reports %s, not %r%s"
+                                       % (task, ", ".join(names), metric, _suggest(metric, names)
+                                          if difflib.get_close_matches(metric, names, n=1, cutoff=0.6) else "")))
 
 
 def _check_training(config: Config, s: Dict[str, Any], problems: List[Problem]) -> None:
@@ -333,6 +398,8 @@ def _check_training(config: Config, s: Dict[str, Any], problems: List[Problem]) 
                                                % (task, _suggest(task, list(tasks)))))
             elif tasks[task]["dev"] is None:
                 problems.append(config.problem(path, "task %r has no 'dev' file to evaluate" % task))
+            else:
+                _check_metric(config, s, task, metric, path, problems)
             if not _is(weight, "float"):
                 problems.append(config.problem(path, "a weight must be a number, got %r" % (weight,)))
 
@@ -348,6 +415,10 @@ def _resolve_paths(config: Config, s: Dict[str, Any]) -> None:
             b["pretrained"] = local
     if isinstance(b["config"], str):
         b["config"] = resolve_path(config, b["config"])
+    for name, t in s["tasks"].items():
+        for kind in ("reader", "head"):
+            if isinstance(t[kind], dict) and isinstance(t[kind].get("type"), str):
+                t[kind]["type"] = resolve_component_file(config, t[kind]["type"])
     if s["tokenizer"]["vocab"] is not None:
         s["tokenizer"]["vocab"] = resolve_path(config, s["tokenizer"]["vocab"])
     for t in s["tasks"].values():
@@ -395,6 +466,9 @@ def check(config: Config) -> Tuple[List[Problem], Dict[str, Any]]:
         elif s["tokenizer"]["vocab"] is not None and s["backbone"]["pretrained"] != s["tokenizer"]["vocab"] \
                 and not os.path.exists(s["tokenizer"]["vocab"]):
             problems.append(config.problem(("tokenizer", "vocab"), "not found: %s" % s["tokenizer"]["vocab"]))
+        from paddlepalm.config.data_checks import check_max_len
+
+        check_max_len(config, s, problems)
     for name in s["tasks"]:
         _check_task(config, s, name, problems)
     _check_training(config, s, problems)

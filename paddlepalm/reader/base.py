@@ -3,7 +3,8 @@
 To read your own data, subclass :class:`Reader` and override
 
 * :meth:`Reader.read_examples` -- turn a file into a list of example dicts (optional: the
-  default reads TSV/CSV/JSONL with a header and checks ``required_fields``), and
+  default reads TSV/CSV (with or without a header), JSON lines and JSON arrays and checks
+  ``required_fields``), and
 * :meth:`Reader.to_features` -- turn one example into a feature dict (use :meth:`Reader.encode`
   for the text, add your label fields).
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from paddlepalm.errors import DataError
 from paddlepalm.reader.batching import Batch, Batcher, Feature, pad_batch
-from paddlepalm.reader.formats import guess_format, read_records
+from paddlepalm.reader.formats import FORMATS, read_records, resolve_format
 from paddlepalm.tokenizer import BaseTokenizer, CodepointTokenizer, Tokenizer
 from paddlepalm.utils.init_args import record_init_args
 
@@ -81,6 +82,7 @@ class Reader:
     name: Optional[str] = None  # registry name, e.g. 'classify'
     required_fields: Sequence[str] = ("text_a",)
     predict_optional_fields: Sequence[str] = ("label",)  # may be absent from predict files
+    optional_fields: Sequence[str] = ("text_b",)  # read when present; never null
     pad_values: Dict[str, Any] = {}
     meta_fields: Sequence[str] = ()  # feature fields kept for postprocessing, never batched
 
@@ -88,7 +90,8 @@ class Reader:
                  tokenizer: Union[str, Tokenizer] = "wordpiece", lang: str = "en",
                  seed: Optional[int] = None, do_lower_case: Optional[bool] = None,
                  phase: str = "train", truncation: str = "head", bucket_by_length: bool = False,
-                 fields: Optional[Mapping[str, str]] = None, dev_count: int = 1, print_prefix: str = ""):
+                 fields: Optional[Mapping[str, Union[str, int]]] = None, dev_count: int = 1,
+                 print_prefix: str = "", header: bool = True):
         if phase not in PHASES:
             raise ValueError("phase must be one of %s, got %r" % (", ".join(PHASES), phase))
         self.tokenizer = build_tokenizer(vocab_path, tokenizer, do_lower_case)
@@ -100,6 +103,7 @@ class Reader:
         self.truncation = truncation
         self.bucket_by_length = bucket_by_length
         self.fields = dict(fields) if fields else None
+        self.header = bool(header)
         self.examples: List[Example] = []
         self.features: List[Feature] = []
         self.input_file: Optional[str] = None
@@ -111,14 +115,28 @@ class Reader:
 
     # ------------------------------------------------------------------ override points
     def read_examples(self, input_file: str, file_format: str = "tsv") -> List[Example]:
-        """Read raw examples; each dict keeps ``_file`` and ``_line`` for error messages."""
-        required = [f for f in self.required_fields
-                    if self.phase == "train" or f not in self.predict_optional_fields]
+        """Read raw examples; each dict keeps ``_file`` and ``_line`` for error messages.
+
+        Inputs the reader uses must not be null; outside training a label may be missing or
+        null on any line (predictions need no labels).
+        """
+        optional = () if self.phase == "train" else tuple(self.predict_optional_fields)
+        required = [f for f in self.required_fields if f not in optional]
+        used = list(self.required_fields) + list(self.optional_fields) + list(self.fields or {})
+        not_null = [f for f in dict.fromkeys(used) if f not in optional]
         examples = []
-        for line, record in read_records(input_file, file_format, required=required, fields=self.fields):
+        for line, record in read_records(input_file, file_format, required=required, fields=self.fields,
+                                         header=self.header, not_null=not_null):
             record["_file"], record["_line"] = input_file, line
             examples.append(record)
         return examples
+
+    @classmethod
+    def record_format(cls, input_file: str, file_format: str) -> Optional[str]:
+        """The record format (one of ``formats.FORMATS``) :meth:`read_examples` reads
+        ``input_file`` in, or None when this reader reads it its own way (CoNLL, SQuAD JSON, plain
+        text). ``paddlepalm check`` reads the records of such files before training."""
+        return file_format if file_format in FORMATS and cls.read_examples is Reader.read_examples else None
 
     def to_features(self, example: Example) -> Feature:
         """Turn one example into a feature dict (lists are padded per batch, scalars stacked)."""
@@ -175,8 +193,7 @@ class Reader:
     def load_data(self, input_file: str, batch_size: int, num_epochs: Optional[int] = None,
                   file_format: Optional[str] = "tsv", shuffle_train: bool = True) -> "Reader":
         """Read and tokenize ``input_file`` once; batches come from iterating the reader."""
-        if file_format is None or (file_format == "tsv" and guess_format(input_file) != "tsv"):
-            file_format = guess_format(input_file)
+        file_format = resolve_format(input_file, file_format)
         self.input_file = input_file
         examples = self.read_examples(input_file, file_format)
         if not examples:
@@ -188,6 +205,7 @@ class Reader:
         if self.phase == "train":
             self.prepare(self.examples)
         features = self.to_features_batch(self.examples)
+        self._align_features(features)
         for i, f in enumerate(features):
             f.setdefault("example_index", i)
         for i, f in enumerate(features):
@@ -202,6 +220,27 @@ class Reader:
         logger.info("%s: %d examples -> %d features from %s", self.describe(), len(self.examples),
                     len(features), source)
         return self
+
+    def _align_features(self, features: List[Feature]) -> None:
+        """Every feature must have the same fields to be batched. A label present on some lines
+        only is an error in a training or evaluation file; in a predict file it is dropped
+        everywhere (predictions need no labels) with a warning naming the first line without."""
+        if not features:
+            return
+        common = set.intersection(*(set(f) for f in features))
+        partial = sorted({k for f in features for k in f} - common - set(self.meta_fields))
+        if not partial:
+            return
+        index = next(i for i, f in enumerate(features) if partial[0] not in f)
+        example = self.examples[min(features[index].get("example_index", index), len(self.examples) - 1)]
+        if self.phase != "predict":
+            raise self.error(example, "no %s here although other lines have one; a %s file needs it on "
+                             "every line" % (partial[0], self.phase), partial[0])
+        logger.warning("%s, line %s has no %s: predicting without %s (no metrics)", example.get("_file"),
+                       example.get("_line"), partial[0], ", ".join(partial))
+        for f in features:
+            for k in partial:
+                f.pop(k, None)
 
     def describe(self) -> str:
         return "%s(%s)" % (type(self).__name__, self.phase)

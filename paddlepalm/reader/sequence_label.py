@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from paddlepalm.errors import DataError
 from paddlepalm.reader.base import Example, Reader
-from paddlepalm.reader.formats import _lines
+from paddlepalm.reader.formats import FORMATS, _lines
 from paddlepalm.reader.labels import LabelMap, LabelMapLike
 from paddlepalm.tokenizer import Pieces
 
@@ -66,6 +66,13 @@ class SequenceLabelReader(Reader):
                                       os.path.splitext(input_file)[1].lower() in CONLL_EXTENSIONS):
             return self._read_conll(input_file)
         return [self._with_words(e) for e in super().read_examples(input_file, file_format)]
+
+    @classmethod
+    def record_format(cls, input_file: str, file_format: str) -> Optional[str]:
+        if file_format == "conll" or os.path.splitext(input_file)[1].lower() in CONLL_EXTENSIONS:
+            return None
+        own = cls.read_examples is SequenceLabelReader.read_examples  # a subclass may read its own way
+        return file_format if own and file_format in FORMATS else None
 
     def make_examples(self, inputs: Sequence) -> List[Example]:
         """In-memory inputs: a sentence (split on ``token_sep`` if it has one, else on whitespace),
