@@ -2,7 +2,6 @@
 on each word's first character), MRC (character offsets exact); masked LM refused."""
 import json
 
-import numpy as np
 import paddle
 import pytest
 

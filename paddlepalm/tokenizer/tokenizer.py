@@ -9,14 +9,14 @@ Special tokens are added here, after truncation, so one truncation path serves e
 """
 import json
 import os
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
 
 from tokenizers import Tokenizer as _Backend
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from paddlepalm.errors import CheckpointError
-from paddlepalm.tokenizer.base import BaseTokenizer, Encoded, Offsets, Pieces
+from paddlepalm.tokenizer.base import BaseTokenizer, Encoded, Offsets, Pieces  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ class Tokenizer(BaseTokenizer):
     def pair_type_ids(self) -> bool:
         return self._specials.pair_type_ids
 
-    def continuation_flags(self) -> "np.ndarray":
+    def continuation_flags(self):
         """Per vocabulary id: True for a piece that continues the previous word (WordPiece ``##x``;
         byte-level BPE: a piece without the leading-space marker ``Ġ``). Special tokens: False."""
         import numpy as np
