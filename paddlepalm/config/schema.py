@@ -69,8 +69,9 @@ BACKBONE = Key("backbone", "The shared encoder: pretrained weights, or a config 
 TOKENIZER = Key("tokenizer", "The tokenizer shared by every task.", kind=SECTION, keys=(
     _v("vocab", "str", "Vocabulary file (WordPiece `vocab.txt`; BPE `vocab.json` beside `merges.txt`) or "
        "checkpoint folder. Default: `backbone.pretrained`.", path=True),
-    _v("type", "str", "`wordpiece` or `bpe` (for a vocabulary file; a folder says for itself).", "wordpiece",
-       choices=("wordpiece", "bpe")),
+    _v("type", "str", "`wordpiece` or `bpe` (for a vocabulary file; a folder says for itself), or "
+       "`codepoint` (Canine: Unicode code points, no vocabulary needed).", "wordpiece",
+       choices=("wordpiece", "bpe", "codepoint")),
     _v("do_lower_case", "bool", "Lower-case the text; `null` follows the checkpoint's tokenizer config "
        "or guesses from the vocabulary."),
 ))

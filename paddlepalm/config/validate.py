@@ -200,7 +200,7 @@ def _label_count(label_map: Any) -> Optional[int]:
 
 
 def _check_backbone(config: Config, s: Dict[str, Any], problems: List[Problem]) -> None:
-    from paddlepalm.backbone.config import EncoderConfig
+    from paddlepalm.backbone.config import CanineConfig, EncoderConfig
     from paddlepalm.errors import CheckpointError
     from paddlepalm.registry import BACKBONES
 
@@ -219,7 +219,7 @@ def _check_backbone(config: Config, s: Dict[str, Any], problems: List[Problem]) 
             problems.append(config.problem(("backbone", "pretrained"), "%s is neither a checkpoint folder nor a "
                                                                        "catalog name%s"
                                            % (b["pretrained"], hint)))
-    fields = sorted(f for f in EncoderConfig.__dataclass_fields__)
+    fields = sorted(set(EncoderConfig.__dataclass_fields__) | set(CanineConfig.__dataclass_fields__))
     for name in b["overrides"]:
         if name not in fields:
             problems.append(config.problem(("backbone", "overrides", name),
@@ -228,7 +228,8 @@ def _check_backbone(config: Config, s: Dict[str, Any], problems: List[Problem]) 
         problems.append(config.problem(("backbone", "config"), "file not found: %s" % b["config"]))
     elif isinstance(b["config"], dict):
         try:
-            EncoderConfig.from_dict(dict(b["config"], **b["overrides"]), strict=True)
+            EncoderConfig.from_dict(dict(b["config"], **b["overrides"]), strict=True,
+                                    model_type="canine" if b["type"] == "canine" else None)
         except (CheckpointError, TypeError, ValueError) as e:
             problems.append(config.problem(("backbone", "config"), str(e)))
 
@@ -587,7 +588,8 @@ def check(config: Config) -> Tuple[List[Problem], Dict[str, Any]]:
     _fill_implicit(s)
     if "backbone" in clean:
         _check_backbone(config, s, problems)
-        if s["tokenizer"]["vocab"] is None and s["backbone"]["config"] is not None:
+        if s["tokenizer"]["vocab"] is None and s["backbone"]["config"] is not None \
+                and s["tokenizer"]["type"] != "codepoint":
             problems.append(config.problem(("tokenizer",), "missing key 'vocab': required when the backbone "
                                                            "has no 'pretrained' checkpoint"))
         elif s["tokenizer"]["vocab"] is not None and s["backbone"]["pretrained"] != s["tokenizer"]["vocab"] \

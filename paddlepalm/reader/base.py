@@ -21,7 +21,7 @@ import numpy as np
 from paddlepalm.errors import DataError
 from paddlepalm.reader.batching import Batch, Batcher, Feature, pad_batch
 from paddlepalm.reader.formats import FORMATS, read_records, resolve_format
-from paddlepalm.tokenizer import Tokenizer
+from paddlepalm.tokenizer import BaseTokenizer, CodepointTokenizer, Tokenizer
 from paddlepalm.utils.init_args import record_init_args
 
 logger = logging.getLogger("paddlepalm")
@@ -31,17 +31,20 @@ PHASES = ("train", "dev", "test", "predict")
 _TOKENIZER_CACHE: Dict[tuple, Tokenizer] = {}
 
 
-def build_tokenizer(vocab_path: Union[str, Tokenizer, None], tokenizer: Union[str, Tokenizer] = "wordpiece",
-                    do_lower_case: Optional[bool] = None) -> Tokenizer:
-    """A tokenizer from a vocab file, a checkpoint dir or an existing :class:`Tokenizer`.
+def build_tokenizer(vocab_path: Union[str, BaseTokenizer, None], tokenizer: Union[str, BaseTokenizer] = "wordpiece",
+                    do_lower_case: Optional[bool] = None) -> BaseTokenizer:
+    """A tokenizer from a vocab file, a checkpoint dir or an existing tokenizer;
+    ``tokenizer='codepoint'`` is Canine's (no vocabulary: ``vocab_path`` may be None).
 
     ``do_lower_case=None`` follows the checkpoint's tokenizer config, else guesses from the vocab
     (a vocab without upper-case tokens is uncased).
     """
-    if isinstance(tokenizer, Tokenizer):
+    if isinstance(tokenizer, BaseTokenizer):
         return tokenizer
-    if isinstance(vocab_path, Tokenizer):
+    if isinstance(vocab_path, BaseTokenizer):
         return vocab_path
+    if tokenizer == "codepoint" and (vocab_path is None or not os.path.isdir(vocab_path)):
+        return CodepointTokenizer()
     if vocab_path is None:
         raise ValueError("a reader needs vocab_path (vocab file or checkpoint dir) or a Tokenizer")
     key = (os.path.abspath(str(vocab_path)), tokenizer, do_lower_case)
@@ -55,7 +58,8 @@ def build_tokenizer(vocab_path: Union[str, Tokenizer, None], tokenizer: Union[st
             lower = _vocab_is_uncased(vocab_path) if do_lower_case is None else do_lower_case
             tok = Tokenizer.from_vocab(vocab_path, do_lower_case=lower)
         else:
-            raise ValueError("unknown tokenizer %r; expected 'wordpiece', 'bpe' or a Tokenizer" % tokenizer)
+            raise ValueError("unknown tokenizer %r; expected 'wordpiece', 'bpe', 'codepoint' or a Tokenizer"
+                             % tokenizer)
         _TOKENIZER_CACHE[key] = tok
     return _TOKENIZER_CACHE[key]
 
