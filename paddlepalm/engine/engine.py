@@ -13,8 +13,8 @@ from paddlepalm.engine.args import TrainingArguments
 from paddlepalm.engine.callbacks import (Callback, CallbackList, CheckpointCallback, ConsoleLogger,
                                          EvaluationCallback, JsonlLogger, LogEvery, ProgressBar, VisualDLLogger,
                                          resolve_objective)
-from paddlepalm.engine.checkpoints import (OPTIMIZER_STATE, TRAINER_STATE, checkpoint_name, latest_checkpoint,
-                                           optimizer_state, prune, read_json, set_optimizer_state, write_json)
+from paddlepalm.engine import persistence
+from paddlepalm.engine.checkpoints import TRAINER_STATE, latest_checkpoint
 from paddlepalm.engine.inference import evaluate_reader, predict_reader
 from paddlepalm.engine.loop import FitLoop
 from paddlepalm.engine.network import MultiTaskNetwork
@@ -241,30 +241,7 @@ class Engine:
 
     def save_checkpoint(self) -> str:
         """Save ``ckpt.step<N>`` (model + optimizer + training state); keep the newest ``keep_last``."""
-        import paddle
-
-        from paddlepalm.artifact import save_model
-
-        loop = self.loop
-        path = os.path.join(self.args.save_path, checkpoint_name(loop.state.global_step))
-        kinds = {k.strip() for k in self.args.save_type.split(",")}
-
-        def write(tmp):
-            save_model(tmp, self.backbone, self.tasks, self.tokenizer)
-            paddle.save(optimizer_state(loop.optimizer, self.named_parameters()), os.path.join(tmp, OPTIMIZER_STATE))
-            write_json(os.path.join(tmp, TRAINER_STATE), loop.training_state())
-
-        if self.strategy.is_main:
-            if "ckpt" in kinds:
-                atomic_directory(path, write)
-                prune(self.args.save_path, self.args.keep_last)
-                logger.info("saved %s", path)
-            if "predict" in kinds:
-                from paddlepalm.export import export_model
-
-                export_model(self, os.path.join(self.args.save_path, "pred.step%d" % loop.state.global_step))
-        self.strategy.barrier()
-        return path
+        return persistence.save_checkpoint(self)
 
     def weight_targets(self):
         """``(backbones, {task: heads})`` that :meth:`load_weights` fills."""
@@ -272,32 +249,11 @@ class Engine:
 
     def load_weights(self, path: str) -> None:
         """Load a saved model's / checkpoint's encoder and head weights into this engine."""
-        from paddlepalm.artifact import BACKBONE_DIR, HEADS_FILE, load_head_weights, read_head_weights
-        from paddlepalm.backbone.weights import load_state_into, read_checkpoint
-
-        backbone_dir = os.path.join(path, BACKBONE_DIR)
-        if not os.path.isdir(backbone_dir):
-            raise CheckpointError("%s: not a paddlepalm checkpoint (no %s/ folder)" % (path, BACKBONE_DIR))
-        _, state, report = read_checkpoint(backbone_dir)
-        backbones, heads = self.weight_targets()
-        for b in {id(b): b for b in backbones if b is not None}.values():
-            load_state_into(b, state, report)
-        head_state = read_head_weights(path)
-        for t in self.tasks:
-            for head in {id(h): h for h in heads.get(t.name, []) if h is not None}.values():
-                load_head_weights(head, head_state, t.head_owner, os.path.join(path, HEADS_FILE))
+        persistence.load_weights(self, path)
 
     def restore_training_state(self, path: str) -> None:
         """Optimizer, schedule, sampler, reader positions, train state and callbacks from ``path``."""
-        from paddlepalm.engine.checkpoints import load_paddle_file
-
-        loop = self.loop
-        if loop.optimizer is None:
-            loop.build_optimizer()
-        state = read_json(os.path.join(path, TRAINER_STATE))
-        set_optimizer_state(loop.optimizer, self.named_parameters(),
-                            load_paddle_file(os.path.join(path, OPTIMIZER_STATE)), path)
-        loop.load_training_state(state)
+        persistence.restore_training_state(self, path)
 
     # ------------------------------------------------------------------ state
     @property

@@ -4,7 +4,6 @@ The loop owns only the mechanics of training steps over a :class:`TrainState`; l
 evaluation, best model, early stopping and checkpoints are callbacks
 (:mod:`paddlepalm.engine.callbacks`), multi-process concerns are the :class:`Strategy`'s.
 """
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from paddlepalm.engine.args import TrainingArguments
 from paddlepalm.engine.callbacks.base import CallbackList
 from paddlepalm.engine.network import MultiTaskNetwork
+from paddlepalm.engine.precision import MixedPrecision
 from paddlepalm.engine.sampling import Sampler
 from paddlepalm.engine.spec import TaskSpec
 from paddlepalm.engine.state import TrainerControl, TrainState
@@ -54,8 +54,7 @@ class FitLoop:
         self.state = TrainState(max_steps=sampler.total_steps, task_steps={t.name: 0 for t in tasks})
         self.control = TrainerControl()
         self.optimizer = None
-        self.scaler = None
-        self.amp: Optional[str] = None
+        self.precision = MixedPrecision()
         self.accumulate_steps = 1
         self.shard_weight = 1.0  # this process's share of the global batch (data parallel)
         self._iterators: Optional[list] = None
@@ -70,7 +69,7 @@ class FitLoop:
         if args.max_steps:
             self.sampler.total_steps = int(args.max_steps)
         self.state.max_steps = self.sampler.total_steps
-        self._setup_amp(args.amp)
+        self.precision.configure(args.amp)
 
     def build_optimizer(self) -> None:
         if self.optimizer_spec is None:
@@ -83,28 +82,12 @@ class FitLoop:
                                                    self.network.backbone.config.num_hidden_layers, steps,
                                                    self.weight_decay)
 
-    def _setup_amp(self, amp: Optional[str]) -> None:
-        import paddle
-
-        if amp in (None, False, "", "none", "fp32"):
-            self.amp = None
-            return
-        if amp not in ("fp16", "bf16"):
-            raise ValueError("amp must be None, 'fp16' or 'bf16', got %r" % amp)
-        if not paddle.is_compiled_with_cuda() or paddle.device.get_device().startswith("cpu"):
-            logger.warning("AMP (%s) needs a GPU; this run is on CPU, so it trains in fp32", amp)
-            self.amp = None
-            return
-        self.amp = amp
-        if amp == "fp16" and self.scaler is None:
-            self.scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15)
+    @property
+    def amp(self) -> Optional[str]:
+        return self.precision.amp
 
     def amp_context(self):
-        import paddle
-
-        if not self.amp:
-            return contextlib.nullcontext()
-        return paddle.amp.auto_cast(enable=True, dtype="bfloat16" if self.amp == "bf16" else "float16", level="O1")
+        return self.precision.context()
 
     # ------------------------------------------------------------------ data positions
     def iterators(self) -> list:
@@ -181,20 +164,13 @@ class FitLoop:
         self.last_weights = self.balancer.combine(named, shared, task_params, scale=1.0 / self.accumulate_steps)
 
     def backward(self, loss) -> None:
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-        else:
-            loss.backward()
+        self.precision.backward(loss)
 
     def optimizer_step(self) -> None:
         """Reduce gradients (data parallel), ``on_before_optimizer_step``, update, clear, schedule."""
         self.strategy.reduce_gradients(p for _, p in self.network.named_parameters())
         self.callbacks.call("on_before_optimizer_step", self, self.state, self.control)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
+        self.precision.step(self.optimizer)
         self.optimizer.clear_grad(set_to_zero=False)  # heads not sampled get no update at all
         self.optimizer_spec.scheduler.step()
 
