@@ -2,6 +2,7 @@
 import copy
 import itertools
 import json
+import threading
 
 import numpy as np
 import paddle
@@ -464,3 +465,74 @@ def test_registry_and_costs():
         "fixed": 1, "uncertainty": 1, "dwa": 1, "gradnorm": 3, "pcgrad": 3, "cagrad": 3}
     clone = copy.deepcopy(PCGrad(seed=1))
     assert clone.orders(3) == PCGrad(seed=1).orders(3)
+
+
+# ---------------------------------------------------------------------- data parallel
+class ThreadAllReduce:
+    """Sum-all-reduce between ranks that run as threads of this process (a stand-in for NCCL/Gloo).
+
+    Paddle's eager mode is not thread-safe, so the ranks take turns: a rank runs Paddle code only
+    while it holds ``turn`` and lets go of it while it waits for the others.
+    """
+
+    def __init__(self, world_size):
+        self.barrier = threading.Barrier(world_size)
+        self.slots = [None] * world_size
+        self.turn = threading.Lock()
+
+    def wait(self):
+        self.turn.release()
+        self.barrier.wait()
+        self.turn.acquire()
+
+    def for_rank(self, rank):
+        def all_reduce_sum(tensor):
+            self.slots[rank] = tensor.numpy()
+            self.wait()
+            total = np.sum(self.slots, axis=0)
+            self.wait()  # every rank has read the slots before any writes the next ones
+            return paddle.to_tensor(total)
+        return all_reduce_sum
+
+
+def _dp_steps(model, bal, rows_of_step, scale, all_reduce=None):
+    opt = paddle.optimizer.SGD(0.1, parameters=model.params() + bal.parameters())
+    for rows in rows_of_step:
+        bal.combine(model.losses(rows), model.shared_params(), model.task_params(), scale=scale)
+        if all_reduce is not None and not bal.reduces_gradients:  # what the strategy does
+            for p in model.params() + bal.parameters():
+                if p.grad is not None:
+                    p.grad.set_value(all_reduce(p.grad))
+        opt.step()
+        opt.clear_grad()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_two_ranks_equal_one_process_with_the_global_batch(name):
+    kwargs = {"dwa": {"window": 1}}.get(name, {})
+    one_model, one = Tiny(), BALANCERS.get(name)(**kwargs)
+    _dp_steps(one_model, one, [slice(0, 8)] * 4, 1.0)
+    comm = ThreadAllReduce(2)
+    models, bals, errors = [Tiny(), Tiny()], [BALANCERS.get(name)(**kwargs) for _ in range(2)], []
+
+    def rank(r):
+        with comm.turn:
+            try:
+                bals[r].set_communicator(comm.for_rank(r), 2)
+                _dp_steps(models[r], bals[r], [slice(4 * r, 4 * r + 4)] * 4, 0.5, comm.for_rank(r))
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+                comm.barrier.abort()
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert bals[0].reduces_gradients == (bals[0].cost == "T")
+    for r in range(2):
+        for a, b in zip(one_model.params(), models[r].params()):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+    if name == "dwa":  # the weights moved, identically on both ranks
+        assert bals[0].state_dict()["weights"] == bals[1].state_dict()["weights"] != [1.0] * 3
