@@ -14,9 +14,10 @@ def project_to_simplex(v: np.ndarray) -> np.ndarray:
 
 
 def minimize_on_simplex(f: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], np.ndarray],
-                        x0: np.ndarray, max_iter: int = 2000, tol: float = 1e-12) -> np.ndarray:
-    """Projected gradient descent with backtracking (Armijo on the quadratic model); for smooth
-    convex ``f`` it converges to the minimiser. Deterministic."""
+                        x0: np.ndarray, max_iter: int = 1000, tol: float = 1e-10) -> np.ndarray:
+    """Projected gradient descent with backtracking (sufficient decrease on the quadratic model);
+    for smooth convex ``f`` it converges to the minimiser. Stops when a step moves ``x`` by less
+    than ``tol`` or no longer lowers ``f`` beyond rounding. Deterministic."""
     x = project_to_simplex(np.asarray(x0, dtype=np.float64))
     fx, step = f(x), 1.0
     for _ in range(max_iter):
@@ -25,12 +26,12 @@ def minimize_on_simplex(f: Callable[[np.ndarray], float], grad: Callable[[np.nda
             y = project_to_simplex(x - step * g)
             d = y - x
             fy = f(y)
-            if fy <= fx + g @ d + d @ d / (2.0 * step) + 1e-15 * abs(fx):
+            if fy <= fx + g @ d + d @ d / (2.0 * step):
                 break
             step *= 0.5
-            if step < 1e-30:
+            if step < 1e-20:  # no descent left at this precision
                 return x
-        if d @ d < tol * tol:
+        if d @ d < tol * tol or fx - fy <= 1e-15 * max(1.0, abs(fx)):
             return y
         x, fx, step = y, fy, step * 2.0
     return x
