@@ -536,3 +536,67 @@ def test_two_ranks_equal_one_process_with_the_global_batch(name):
             np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
     if name == "dwa":  # the weights moved, identically on both ranks
         assert bals[0].state_dict()["weights"] == bals[1].state_dict()["weights"] != [1.0] * 3
+
+
+# ---------------------------------------------------------------------- AMP loss scaling
+@pytest.mark.parametrize("name", ALL)
+def test_a_loss_scale_in_scale_unscales_to_the_plain_gradients(name):
+    plain_model, scaled_model = Tiny(), Tiny()
+    plain, scaled = BALANCERS.get(name)(), BALANCERS.get(name)()
+    w_plain = plain.combine(plain_model.losses(), plain_model.shared_params(), plain_model.task_params())
+    w_scaled = scaled.combine(scaled_model.losses(), scaled_model.shared_params(), scaled_model.task_params(),
+                              scale=1024.0)
+    assert w_scaled == pytest.approx(w_plain, rel=1e-5)
+    for a, b in zip(plain_model.grads() + [p.grad.numpy() for p in plain.parameters()],
+                    scaled_model.grads() + [p.grad.numpy() for p in scaled.parameters()]):
+        np.testing.assert_allclose(b / 1024.0, a, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["gradnorm", "pcgrad", "cagrad"])
+def test_an_overflowing_step_leaves_non_finite_gradients_and_the_state_alone(name):
+    model = Tiny(("a", "b"))
+    bal = BALANCERS.get(name)(tasks=["a", "b"])
+    losses = model.losses()
+    losses["a"] = losses["a"] * float("inf")
+    w = bal.combine(losses, model.shared_params(), model.task_params())
+    # the loss scaler sees the overflow and skips the step ...
+    assert not np.all(np.isfinite(np.concatenate([p.grad.numpy().reshape(-1) for p in model.shared_params()])))
+    # ... and the balancer did not learn from it
+    assert w == {"a": 1.0, "b": 1.0}
+    if name == "gradnorm":
+        assert bal.weights.tolist() == [1.0, 1.0] and bal.state_dict()["adam_t"] == [0, 0]
+        assert bal.state_dict()["initial"] == [None, None]  # L(0) comes from the first finite step
+
+
+# ---------------------------------------------------------------------- joint training, shared inputs
+@pytest.mark.parametrize("name", ["fixed", "uncertainty", "pcgrad", "cagrad"])
+def test_joint_training_on_shared_inputs_lowers_both_losses(tmp_path, name):
+    from paddlepalm.forward import encoder_inputs, to_tensors
+    from paddlepalm.head import Classify, SequenceLabel
+    from paddlepalm.reader import JointLabelReader
+    from tests.helpers import tiny_model, write_vocab
+    from tests.test_joint_label_reader import ROWS, _write_joint
+
+    vocab = write_vocab(str(tmp_path / "vocab"))
+    reader = JointLabelReader(vocab, 32, seed=0).load_data(_write_joint(tmp_path / "j.tsv", ROWS), batch_size=4)
+    encoder = tiny_model(seed=0)
+    encoder.train()
+    paddle.seed(1)
+    heads = {"intent": Classify(reader.view("label").num_classes, 32),
+             "slot": SequenceLabel(reader.view("word_labels").num_classes, 32)}
+    shared = list(encoder.parameters())
+    task_params = {t: list(h.parameters()) for t, h in heads.items()}
+    bal = BALANCERS.get(name)(tasks=list(heads))
+    opt = paddle.optimizer.AdamW(1e-2, parameters=shared + [p for ps in task_params.values() for p in ps]
+                                 + bal.parameters(), weight_decay=0.0)
+    batch = to_tensors(next(iter(reader.iterator(num_epochs=1))))
+    history = []
+    for _ in range(40):
+        out = encoder(**encoder_inputs(batch, encoder))  # one encoder pass for both heads
+        losses = {t: h(out, batch)["loss"] for t, h in heads.items()}
+        history.append({t: float(v) for t, v in losses.items()})
+        bal.combine(losses, shared, task_params)
+        opt.step()
+        opt.clear_grad()
+    for t in heads:
+        assert history[-1][t] < 0.5 * history[0][t], (t, history[0][t], history[-1][t])

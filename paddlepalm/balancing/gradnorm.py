@@ -48,11 +48,11 @@ class GradNorm(PerTaskGradients):
     def coefficients(self, tasks, gram, loss_means):
         idx = np.array([self.tasks.index(t) for t in tasks])
         coef = self.weights[idx].copy()
-        unseen = np.isnan(self._initial[idx])
-        self._initial[idx[unseen]] = loss_means[unseen]
         norms = np.sqrt(np.clip(np.diag(gram), 0.0, None))
         if not (np.all(np.isfinite(norms)) and np.all(np.isfinite(loss_means))):
             return coef  # an overflowing AMP step: no weight update
+        unseen = np.isnan(self._initial[idx])
+        self._initial[idx[unseen]] = loss_means[unseen]
         rates = loss_means / np.where(self._initial[idx] > 0, self._initial[idx], 1.0)
         rel = rates / rates.mean() if rates.mean() > 0 else np.ones(len(idx))
         g = coef * norms
