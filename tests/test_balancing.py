@@ -430,15 +430,22 @@ def test_state_dict_mid_accumulation_is_refused():
 @pytest.mark.parametrize("name", ALL)
 def test_a_step_with_a_subset_of_tasks(name):
     model = Tiny(("a", "b", "c"))
-    bal = BALANCERS.get(name)(tasks=["a", "b", "c"])
+    bal = BALANCERS.get(name)(**({"weights": {"b": 2.0}} if name == "fixed" else {}))
+    bal.bind(["a", "b", "c"])
+    if name == "uncertainty":
+        bal.log_vars.set_value(np.array([0.0, -0.7, 0.0], "float32"))
+    if name == "gradnorm":
+        bal.weights = np.array([0.5, 2.0, 0.5])
     w = bal.combine(model.losses(tasks=["b"]), model.shared_params(), model.task_params(["b"]))
     assert list(w) == ["b"]
+    expected = {"fixed": 2.0, "uncertainty": float(np.exp(np.float32(0.7))), "gradnorm": 2.0}.get(name, 1.0)
+    assert w["b"] == pytest.approx(expected, rel=1e-6)
     assert all(p.grad is None for t in "ac" for p in model.heads[t].parameters())
-    model_grads = [p.grad.numpy().copy() for p in model.shared_params()]
+    got = [p.grad.numpy().copy() for p in model.shared_params() + list(model.heads["b"].parameters())]
     sep = separate_gradients(model, "b")["b"]
-    n = len(model.shared_params())
-    for got, want in zip(model_grads, sep[:n]):  # one task: its own gradient times its weight
-        np.testing.assert_allclose(got, w["b"] * want, rtol=1e-5, atol=1e-7)
+    want = sep[:len(model.shared_params())] + sep[len(model.shared_params()) + 2:len(model.shared_params()) + 4]
+    for g, s in zip(got, want):  # one task: its own gradient times its weight, shared part and head
+        np.testing.assert_allclose(g, w["b"] * s, rtol=1e-5, atol=1e-7)
 
 
 def test_bad_inputs_raise_clear_errors():

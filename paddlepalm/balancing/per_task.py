@@ -67,8 +67,7 @@ class PerTaskGradients(Balancer):
             self._reduce_heads()
         gram = gram_matrix(stacked)
         self._diagnostics = GradientDiagnostics.from_gram(tasks, gram) if len(tasks) > 1 else None
-        coef = np.ones(1) if len(tasks) == 1 else np.asarray(self.coefficients(tasks, gram, loss_means),
-                                                             dtype=np.float64)
+        coef = np.asarray(self.coefficients(tasks, gram, loss_means), dtype=np.float64)
         if not np.all(np.isfinite(coef)):  # an overflowing AMP step: leave non-finite grads for the scaler
             coef = np.ones(len(tasks))
         combined = paddle.matmul(paddle.to_tensor(coef.astype(np.float32)).unsqueeze(0), stacked).squeeze(0)

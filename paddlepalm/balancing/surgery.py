@@ -37,7 +37,7 @@ def cagrad_coefficients(gram: np.ndarray, c: float, rescale: bool = True) -> np.
     ``rescale``; returned as coefficients of ``sum_i a_i g_i`` times ``T`` (the sum convention)."""
     n = len(gram)
     g0_sq = gram.sum() / n ** 2
-    if not g0_sq > 0:  # the mean gradient is zero: nothing to improve on
+    if n == 1 or not g0_sq > 0:  # one task, or a zero mean gradient: nothing to trade off
         return np.ones(n)
     w = cagrad_simplex_weights(gram, c)
     gw_sq = w @ gram @ w
