@@ -320,6 +320,29 @@ def test_pcgrad_on_the_encoder_equals_the_reference_on_separate_gradients():
     assert diag.as_record()["grad_norm"]["slot"] == pytest.approx(np.linalg.norm(flats[1]), rel=1e-5)
 
 
+def test_diagnose_on_the_encoder_keeps_the_graph_for_the_weighted_backward():
+    _, _, losses, params = _encoder_setup(seed=3)
+    sep = _separate(losses, params)
+    n = len(params["shared"])
+    flats = [np.concatenate([g.reshape(-1) for g in sep[t][:n]]) for t in ("intent", "slot")]
+    bal = FixedWeights()
+    bal.combine(losses(), params["shared"], params["heads"], diagnose=True)
+    cos = flats[0] @ flats[1] / np.linalg.norm(flats[0]) / np.linalg.norm(flats[1])
+    assert bal.diagnostics().pairs()["intent|slot"] == pytest.approx(cos, abs=1e-5)
+    for k, p in enumerate(_all_params(params)):  # the measurement left the gradients alone
+        np.testing.assert_allclose(p.grad.numpy(), sep["intent"][k] + sep["slot"][k], rtol=1e-5, atol=1e-5)
+    bal.combine(losses(), params["shared"], params["heads"])
+    assert bal.diagnostics() is None  # not measured this step: nothing stale to log
+
+
+def test_diagnostics_record_with_a_zero_gradient():
+    from paddlepalm.balancing import GradientDiagnostics
+
+    d = GradientDiagnostics.from_gram(["a", "b", "c"], np.array([[4.0, -2.0, 0.0], [-2.0, 4.0, 0.0], [0.0, 0.0, 0.0]]))
+    assert d.as_record() == {"grad_cosine": {"a|b": -0.5, "a|c": 0.0, "b|c": 0.0},
+                             "grad_norm": {"a": 2.0, "b": 2.0, "c": 0.0}}
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_heads_keep_only_their_own_tasks_gradient(name):
     _, _, losses, params = _encoder_setup(seed=2)
