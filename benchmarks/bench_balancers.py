@@ -5,6 +5,8 @@ one encoder pass over a shared-input batch, one head per task, ``Balancer.combin
   python benchmarks/bench_balancers.py                      # 2 tasks, tiny random-init encoder
   python benchmarks/bench_balancers.py --tasks 3 --hidden 384 --layers 6 --length 32
   python benchmarks/bench_balancers.py --grad-api           # also paddle.grad vs backward(retain_graph)
+  python benchmarks/bench_balancers.py --surgery --methods fixed --hidden 384 --layers 6 --vocab 30522
+                                                            # the surgery alone at MiniLM-L6 size
 
 Paired and alternating: every round runs ``--steps`` steps of each balancer, in an order rotated
 from round to round, on the same model and batch; the table gives the median step time and the
@@ -36,7 +38,7 @@ def build(args):
     from paddlepalm.head import Classify, SequenceLabel
 
     paddle.seed(0)
-    encoder = build_encoder(dict(vocab_size=1000, hidden_size=args.hidden, num_hidden_layers=args.layers,
+    encoder = build_encoder(dict(vocab_size=args.vocab, hidden_size=args.hidden, num_hidden_layers=args.layers,
                                  num_attention_heads=max(1, args.hidden // 64), intermediate_size=4 * args.hidden,
                                  max_position_embeddings=max(64, args.length), type_vocab_size=2,
                                  hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, model_type="bert"))
@@ -47,7 +49,7 @@ def build(args):
     rng = np.random.default_rng(0)
     b, n = args.batch, args.length
     words = n - 2
-    batch = {"input_ids": rng.integers(5, 1000, size=(b, n)), "label": rng.integers(0, 7, size=(b,)),
+    batch = {"input_ids": rng.integers(5, args.vocab, size=(b, n)), "label": rng.integers(0, 7, size=(b,)),
              "word_starts": np.tile(np.arange(1, words + 1), (b, 1)), "num_words": np.full((b,), words),
              "word_labels": rng.integers(0, 40, size=(b, words))}
     batch = {k: paddle.to_tensor(v.astype("int64")) for k, v in batch.items()}
@@ -142,11 +144,42 @@ def bench_grad_api(args, losses, shared, task_params):
             for name, v in times.items()]
 
 
+def bench_surgery(args, shared, num_tasks):
+    """The flat-buffer work of a per-task balancer alone, on random gradients of the shared shapes."""
+    import numpy as np
+    import paddle
+
+    from paddlepalm.balancing.base import add_flat_to_grads, flatten, gram_matrix, linear_combination
+    from paddlepalm.balancing.surgery import cagrad_coefficients, pcgrad_coefficients
+
+    grads = [[paddle.randn(p.shape) for p in shared] for _ in range(num_tasks)]
+    rng = np.random.default_rng(0)
+    stages = {}
+
+    def timed(name, fn):
+        start = time.perf_counter()
+        out = fn()
+        stages.setdefault(name, []).append(time.perf_counter() - start)
+        return out
+
+    for _ in range(args.repeats):
+        flats = timed("flatten T gradients", lambda: [flatten(g, shared) for g in grads])
+        gram = timed("Gram matrix (dot products)", lambda: gram_matrix(flats))
+        timed("PCGrad coefficients (numpy)", lambda: pcgrad_coefficients(
+            gram, [list(rng.permutation([j for j in range(num_tasks) if j != i])) for i in range(num_tasks)]))
+        coef = timed("CAGrad coefficients (numpy)", lambda: cagrad_coefficients(gram, 0.5))
+        timed("combine + add to .grad", lambda: add_flat_to_grads(shared, linear_combination(flats, coef)))
+        for p in shared:
+            p.clear_gradient(False)
+    return [[name, common.median(v) * 1e3] for name, v in stages.items()]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, choices=(2, 3), default=2)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--vocab", type=int, default=1000, help="vocabulary size (MiniLM: 30522)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5, help="steps per balancer per round")
@@ -154,6 +187,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--grad-api", action="store_true", help="also compare paddle.grad with backward(retain)")
+    parser.add_argument("--surgery", action="store_true", help="also time the flat-buffer work alone")
     parser.add_argument("--threads", type=int, default=None, help=common.THREADS_HELP)
     args = parser.parse_args()
     if "fixed" not in args.methods:
@@ -170,8 +204,14 @@ def main():
           % (common.machine_description(), threads, args.hidden, args.layers, params / 1e6, args.batch,
              args.length, args.tasks))
     print("# %d rounds x %d steps per balancer, order rotated each round\n" % (args.repeats, args.steps))
-    rows = bench_methods(args, losses, shared, task_params)
-    print(common.format_table(["balancer", "backward passes", "step ms (median)", "time / fixed (paired)"], rows))
+    if args.methods != ["fixed"]:
+        rows = bench_methods(args, losses, shared, task_params)
+        print(common.format_table(["balancer", "backward passes", "step ms (median)", "time / fixed (paired)"],
+                                  rows))
+    if args.surgery:
+        print("\nFlat-buffer work of a per-task balancer, %d tasks, %.2fM shared parameters:\n"
+              % (args.tasks, params / 1e6))
+        print(common.format_table(["stage", "ms (median)"], bench_surgery(args, shared, args.tasks)))
     if args.grad_api:
         from paddlepalm.backbone import fastpath
 

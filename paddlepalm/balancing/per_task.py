@@ -1,11 +1,10 @@
 """Methods that need each task's own gradient on the shared encoder (one backward per task).
 
 Each task's gradient over the shared encoder is one flat float32 buffer (``paddle.concat`` of
-the flattened parameter gradients); the ``T`` buffers are stacked into a ``[T, P]`` matrix
-``G``. Every method here combines them linearly, ``g = a^T G``, with coefficients ``a`` that a
-subclass computes from the ``T x T`` Gram matrix ``G G^T`` alone (numpy, float64): the work on
-the ``P`` parameters is one ``[T, P] x [P, T]`` product and one ``[T] x [T, P]`` product per
-optimizer step, whatever the method.
+the flattened parameter gradients); every method here combines the ``T`` buffers
+linearly, ``g = sum_i a_i g_i``, with coefficients ``a`` that a subclass computes from the
+``T x T`` Gram matrix ``g_i . g_j`` alone (numpy, float64): the work on the ``P`` parameters is
+``T (T + 1) / 2`` dot products and one linear combination per optimizer step, whatever the method.
 """
 from typing import Dict, List, Optional, Sequence
 
@@ -13,7 +12,8 @@ import numpy as np
 import paddle
 
 from paddlepalm.balancing.base import (Balancer, GradientDiagnostics, Losses, TaskParams, add_flat_to_grads,
-                                       add_to_grads, flatten, gram_matrix, task_gradient, trainable)
+                                       add_to_grads, flatten, gram_matrix, linear_combination, task_gradient,
+                                       trainable)
 
 
 class PerTaskGradients(Balancer):
@@ -59,20 +59,20 @@ class PerTaskGradients(Balancer):
     def _finish(self, shared: List[paddle.Tensor]) -> Dict[str, float]:
         """The optimizer step's surgery on the accumulated buffers."""
         tasks = [t for t in self.tasks if t in self._buffers]
-        stacked = paddle.stack([self._buffers[t] for t in tasks])
+        flats = [self._buffers[t] for t in tasks]
         loss_means = np.array([self._loss_sums[t] / self._loss_counts[t] for t in tasks])
         if self._all_reduce is not None:
-            stacked = self._all_reduce(stacked)
+            flats = [self._all_reduce(f) for f in flats]
             loss_means = self._all_reduce(paddle.to_tensor(loss_means, dtype="float64")).numpy() / self._world_size
             self._reduce_heads()
-        gram = gram_matrix(stacked)
+        gram = gram_matrix(flats)
         self._diagnostics = GradientDiagnostics.from_gram(tasks, gram) if len(tasks) > 1 else None
         coef = np.asarray(self.coefficients(tasks, gram, loss_means), dtype=np.float64)
         if not np.all(np.isfinite(coef)):  # an overflowing AMP step: leave non-finite grads for the scaler
             coef = np.ones(len(tasks))
-        combined = paddle.matmul(paddle.to_tensor(coef.astype(np.float32)).unsqueeze(0), stacked).squeeze(0)
-        add_flat_to_grads(shared, combined)
-        self._buffers, self._loss_sums, self._loss_counts, self._touched_heads = {}, {}, {}, {}
+        self._buffers = {}
+        add_flat_to_grads(shared, linear_combination(flats, coef))
+        self._loss_sums, self._loss_counts, self._touched_heads = {}, {}, {}
         self._last_weights = {t: float(c) for t, c in zip(tasks, coef)}
         return dict(self._last_weights)
 
