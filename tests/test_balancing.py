@@ -489,6 +489,9 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_registry_and_costs():
+    import paddlepalm as palm
+
+    assert palm.balancing.PCGrad is PCGrad and palm.balancing.BALANCERS is BALANCERS
     assert BALANCERS.names() == sorted(ALL)
     assert BALANCERS.get("cagrad") is CAGrad
     assert {n: BALANCERS.get(n)().backward_passes(3) for n in ALL} == {
