@@ -26,9 +26,10 @@ Conventions shared by every balancer
   of T tasks); absent tasks get no gradient and are left out of the returned weights.
 * **Data parallel.** :meth:`set_communicator` gives the balancer a sum-all-reduce. Loss values
   that drive state (DWA, GradNorm) are averaged over ranks so every rank takes the same decision.
-  Per-task methods all-reduce the stacked task gradients *before* surgery (the result equals one
+  Per-task methods all-reduce each task's flat gradient *before* surgery (the result equals one
   process with the global batch) and also reduce the heads' gradients they wrote, so for them
   :attr:`reduces_gradients` is True and the strategy must skip its own gradient all-reduce.
+  Every rank must run the same tasks in a step (the collectives are matched by order).
 """
 import abc
 from dataclasses import dataclass
