@@ -225,6 +225,7 @@ def test_uncertainty_gradient_equals_the_analytic_one():
         want = 0.5 * (np.exp(-s[0]) * sep["a"][k] + np.exp(-s[1]) * sep["b"][k])
         np.testing.assert_allclose(got[k], want, rtol=1e-5, atol=1e-7)
     assert bal.parameters() == [bal.log_vars]
+    assert bal.named_parameters() == [("balancing.uncertainty.log_vars", bal.log_vars)]
 
 
 def test_dwa_weights_from_the_last_two_windows():

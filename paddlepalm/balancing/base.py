@@ -140,6 +140,11 @@ class Balancer(abc.ABC):
         Balancers that update their own weights (GradNorm) return []."""
         return []
 
+    def named_parameters(self) -> List[Tuple[str, paddle.Tensor]]:
+        """:meth:`parameters` with structured names (``balancing.<name>.<param>``), for
+        :meth:`paddlepalm.optimizer.Optimizer.build`; exclude them from weight decay."""
+        return []
+
     def diagnostics(self) -> Optional[GradientDiagnostics]:
         """Task-gradient cosines of the latest combine() that measured them, else None."""
         return self._diagnostics

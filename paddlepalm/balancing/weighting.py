@@ -98,10 +98,12 @@ class UncertaintyWeighting(LossWeighting):
     def _on_bind(self) -> None:
         self.log_vars = paddle.create_parameter(
             [len(self.tasks)], "float32", default_initializer=paddle.nn.initializer.Constant(self.init))
-        self.log_vars.optimize_attr["learning_rate"] = 1.0
 
     def parameters(self) -> List[paddle.Tensor]:
         return [] if self.log_vars is None else [self.log_vars]
+
+    def named_parameters(self):
+        return [] if self.log_vars is None else [("balancing.uncertainty.log_vars", self.log_vars)]
 
     def weighted_loss(self, losses, tasks):
         index = [self.tasks.index(t) for t in tasks]
