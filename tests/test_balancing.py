@@ -503,7 +503,7 @@ def test_registry_and_costs():
 
 # ---------------------------------------------------------------------- data parallel
 class ThreadAllReduce:
-    """Sum-all-reduce between ranks that run as threads of this process (a stand-in for NCCL/Gloo).
+    """Mean-all-reduce between ranks that run as threads of this process (a stand-in for NCCL/Gloo).
 
     Paddle's eager mode is not thread-safe, so the ranks take turns: a rank runs Paddle code only
     while it holds ``turn`` and lets go of it while it waits for the others.
@@ -520,20 +520,22 @@ class ThreadAllReduce:
         self.turn.acquire()
 
     def for_rank(self, rank):
-        def all_reduce_sum(tensor):
+        def all_reduce_mean(tensor):
             self.slots[rank] = tensor.numpy()
             self.wait()
-            total = np.sum(self.slots, axis=0)
+            mean = np.mean(self.slots, axis=0)
             self.wait()  # every rank has read the slots before any writes the next ones
-            return paddle.to_tensor(total)
-        return all_reduce_sum
+            return paddle.to_tensor(mean)
+        return all_reduce_mean
 
 
-def _dp_steps(model, bal, rows_of_step, scale, all_reduce=None):
+def _dp_steps(model, bal, rows, weight, all_reduce=None, steps=4):
+    """The engine's convention: each rank's losses carry its shard weight, gradients are averaged."""
     opt = paddle.optimizer.SGD(0.1, parameters=model.params() + bal.parameters())
-    for rows in rows_of_step:
-        bal.combine(model.losses(rows), model.shared_params(), model.task_params(), scale=scale)
-        if all_reduce is not None and not bal.reduces_gradients:  # what the strategy does
+    for _ in range(steps):
+        losses = {t: loss * weight for t, loss in model.losses(rows).items()}
+        bal.combine(losses, model.shared_params(), model.task_params())
+        if all_reduce is not None:  # the strategy's reduction (harmless after a per-task balancer's own)
             for p in model.params() + bal.parameters():
                 if p.grad is not None:
                     p.grad.set_value(all_reduce(p.grad))
@@ -545,15 +547,16 @@ def _dp_steps(model, bal, rows_of_step, scale, all_reduce=None):
 def test_two_ranks_equal_one_process_with_the_global_batch(name):
     kwargs = {"dwa": {"window": 1}}.get(name, {})
     one_model, one = Tiny(), BALANCERS.get(name)(**kwargs)
-    _dp_steps(one_model, one, [slice(0, 8)] * 4, 1.0)
+    _dp_steps(one_model, one, slice(0, 8), 1.0)
     comm = ThreadAllReduce(2)
     models, bals, errors = [Tiny(), Tiny()], [BALANCERS.get(name)(**kwargs) for _ in range(2)], []
+    shards = [(slice(0, 3), 2 * 3 / 8), (slice(3, 8), 2 * 5 / 8)]  # uneven: weights world * rows / total
 
     def rank(r):
         with comm.turn:
             try:
-                bals[r].set_communicator(comm.for_rank(r), 2)
-                _dp_steps(models[r], bals[r], [slice(4 * r, 4 * r + 4)] * 4, 0.5, comm.for_rank(r))
+                bals[r].set_communicator(comm.for_rank(r))
+                _dp_steps(models[r], bals[r], shards[r][0], shards[r][1], comm.for_rank(r))
             except Exception as e:  # pragma: no cover - reported below
                 errors.append(e)
                 comm.barrier.abort()
@@ -570,6 +573,8 @@ def test_two_ranks_equal_one_process_with_the_global_batch(name):
             np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
     if name == "dwa":  # the weights moved, identically on both ranks
         assert bals[0].state_dict()["weights"] == bals[1].state_dict()["weights"] != [1.0] * 3
+    if name == "gradnorm":
+        assert bals[0].weights.tolist() == bals[1].weights.tolist() != [1.0] * 3
 
 
 # ---------------------------------------------------------------------- AMP loss scaling

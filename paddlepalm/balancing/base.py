@@ -24,12 +24,15 @@ Conventions shared by every balancer
   order) once per ``sync=True`` call, i.e. per optimizer step.
 * **Tasks present.** ``losses`` may hold any subset of the bound tasks (a step that samples k
   of T tasks); absent tasks get no gradient and are left out of the returned weights.
-* **Data parallel.** :meth:`set_communicator` gives the balancer a sum-all-reduce. Loss values
-  that drive state (DWA, GradNorm) are averaged over ranks so every rank takes the same decision.
-  Per-task methods all-reduce each task's flat gradient *before* surgery (the result equals one
-  process with the global batch) and also reduce the heads' gradients they wrote, so for them
-  :attr:`reduces_gradients` is True and the strategy must skip its own gradient all-reduce.
-  Every rank must run the same tasks in a step (the collectives are matched by order).
+* **Data parallel.** The convention of :mod:`paddlepalm.distributed`: each rank's loss carries
+  its shard weight (``world * rows_here / rows_total``) and gradients are *averaged* over ranks.
+  :meth:`set_communicator` gives the balancer that average (an all-reduce mean). Loss values that
+  drive state (DWA, GradNorm) are averaged so every rank takes the same decision. Per-task
+  methods average each task's flat gradient *before* surgery (the result equals one process with
+  the global batch) and also the heads' gradients they wrote, so for them
+  :attr:`reduces_gradients` is True: the strategy may skip its own gradient all-reduce (running it
+  anyway is harmless: the average of equal values). Every rank must run the same tasks in a step
+  (the collectives are matched by order).
 """
 import abc
 from dataclasses import dataclass
@@ -88,7 +91,6 @@ class Balancer(abc.ABC):
     def __init__(self, tasks: Optional[Sequence[str]] = None):
         self.tasks: Optional[List[str]] = None
         self._all_reduce: Optional[AllReduce] = None
-        self._world_size = 1
         self._diagnostics: Optional[GradientDiagnostics] = None
         if tasks is not None:
             self.bind(tasks)
@@ -111,10 +113,10 @@ class Balancer(abc.ABC):
     def _on_bind(self) -> None:
         """Hook: create per-task state once the task names are known."""
 
-    def set_communicator(self, all_reduce_sum: Optional[AllReduce], world_size: int = 1) -> None:
-        """Data parallel: ``all_reduce_sum(t)`` returns the sum of ``t`` over ranks (None: one process)."""
-        self._all_reduce = all_reduce_sum
-        self._world_size = int(world_size) if all_reduce_sum is not None else 1
+    def set_communicator(self, all_reduce_mean: Optional[AllReduce]) -> None:
+        """Data parallel: ``all_reduce_mean(t)`` returns the mean of ``t`` over the ranks (the same
+        on every rank); None: one process."""
+        self._all_reduce = all_reduce_mean
 
     def backward_passes(self, num_tasks: int) -> int:
         """Backward passes one step costs with ``num_tasks`` tasks (without diagnostics)."""
@@ -181,7 +183,7 @@ class Balancer(abc.ABC):
         """Loss values as float64 numpy, averaged over data-parallel ranks."""
         values = paddle.stack([losses[t].detach().reshape([]).astype("float32") for t in tasks])
         if self._all_reduce is not None:
-            values = self._all_reduce(values) / float(self._world_size)
+            values = self._all_reduce(values)
         return values.numpy().astype(np.float64)
 
 

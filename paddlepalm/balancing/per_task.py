@@ -32,9 +32,9 @@ class PerTaskGradients(Balancer):
         self._touched_heads: Dict[int, paddle.Tensor] = {}
         self._last_weights: Dict[str, float] = {}
 
-    def set_communicator(self, all_reduce_sum, world_size: int = 1) -> None:
-        super().set_communicator(all_reduce_sum, world_size)
-        self.reduces_gradients = all_reduce_sum is not None
+    def set_communicator(self, all_reduce_mean) -> None:
+        super().set_communicator(all_reduce_mean)
+        self.reduces_gradients = all_reduce_mean is not None
 
     def combine(self, losses: Losses, shared_params, task_params: TaskParams, scale: float = 1.0, *,
                 sync: bool = True, diagnose: bool = False) -> Dict[str, float]:
@@ -63,7 +63,7 @@ class PerTaskGradients(Balancer):
         loss_means = np.array([self._loss_sums[t] / self._loss_counts[t] for t in tasks])
         if self._all_reduce is not None:
             flats = [self._all_reduce(f) for f in flats]
-            loss_means = self._all_reduce(paddle.to_tensor(loss_means, dtype="float64")).numpy() / self._world_size
+            loss_means = self._all_reduce(paddle.to_tensor(loss_means, dtype="float64")).numpy()
             self._reduce_heads()
         gram = gram_matrix(flats)
         self._diagnostics = GradientDiagnostics.from_gram(tasks, gram) if len(tasks) > 1 else None
