@@ -15,8 +15,8 @@ Conventions shared by every balancer
   (fixed, uncertainty, DWA, GradNorm), unweighted for gradient surgery (PCGrad, CAGrad), which
   only rewrites the shared encoder's gradient.
 * **Accumulation.** Gradients are *added* to existing ``.grad`` values and ``scale`` multiplies
-  everything (``1 / accumulate_steps``, a data-parallel shard weight, an AMP loss scale: pass
-  unscaled losses and put the loss scale into ``scale``). Call ``combine(..., sync=False)`` on the
+  everything (``1 / accumulate_steps``, an AMP loss scale: pass losses without the loss scale and
+  put it into ``scale``). Call ``combine(..., sync=False)`` on the
   micro-batches before the last one of an optimizer step: per-task methods then only add the
   micro-batch's task gradients to a buffer and do their surgery once, on the accumulated
   gradients, at the ``sync=True`` call -- so two half batches give the same update as one batch.
