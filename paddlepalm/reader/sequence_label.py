@@ -46,6 +46,7 @@ class SequenceLabelReader(Reader):
     name = "sequence_label"
     required_fields = ("text_a", "label")
     meta_fields = ("words", "tags")
+    tags_field = "label"  # the file column with the word tags
 
     def __init__(self, vocab_path=None, max_len: int = 128, label_map_config: LabelMapLike = None,
                  tokenizer="wordpiece", lang: str = "en", seed: Optional[int] = None,
@@ -96,8 +97,8 @@ class SequenceLabelReader(Reader):
         """Set ``words`` and ``tags`` (None without tags) from ``text_a``/``label`` if missing."""
         if "words" not in example:
             example["words"] = self._split(example, "text_a")
-            has_tags = example.get("label") not in (None, "")
-            example["tags"] = self._split(example, "label") if has_tags else None
+            has_tags = example.get(self.tags_field) not in (None, "")
+            example["tags"] = self._split(example, self.tags_field) if has_tags else None
         self._check_counts(example)
         return example
 
@@ -116,10 +117,10 @@ class SequenceLabelReader(Reader):
     def _check_counts(self, example: Example) -> None:
         if example["tags"] is None:
             if self.phase == "train":
-                raise self.error(example, "missing tags", "label")
+                raise self.error(example, "missing tags", self.tags_field)
         elif len(example["tags"]) != len(example["words"]):
             raise self.error(example, "%d words but %d tags" % (len(example["words"]),
-                                                               len(example["tags"])), "label")
+                                                               len(example["tags"])), self.tags_field)
 
     def _read_conll(self, path: str) -> List[Example]:
         examples: List[Example] = []
@@ -173,7 +174,7 @@ class SequenceLabelReader(Reader):
     def _tag_ids(self, example: Example) -> List[int]:
         if self.label_map is None:
             raise self.error(example, "no label map: pass label_map_config, or clone() the training "
-                             "reader so dev/test files use its tags", "label")
+                             "reader so dev/test files use its tags", self.tags_field)
         ids = []
         for k, tag in enumerate(example["tags"]):
             if tag not in self.label_map:
@@ -181,7 +182,7 @@ class SequenceLabelReader(Reader):
                     line = example["_tag_lines"][k] if "_tag_lines" in example else example.get("_line")
                     raise DataError("unknown tag %r (known: %s); pass unknown_label='O' to map unknown "
                                     "tags to 'O'" % (tag, ", ".join(self.label_map.labels[:20])),
-                                    path=example.get("_file"), line=line, field="label")
+                                    path=example.get("_file"), line=line, field=self.tags_field)
                 tag = self.unknown_label
             ids.append(self.label_map.id_of(tag))
         return ids
