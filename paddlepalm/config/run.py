@@ -55,7 +55,8 @@ def training_arguments(s: Dict[str, Any], output_dir: str, objective, resume: Op
                              accumulate_steps=s["accumulate_steps"], amp=s["amp"], eval_steps=s["eval_steps"],
                              objective=objective, patience=s["patience"], save_path=output_dir,
                              save_steps=s["save_steps"], keep_last=s["keep_last"], print_steps=s["print_steps"],
-                             progress=progress, resume=resume, resume_strict=resume_strict)
+                             progress=progress, resume=resume, resume_strict=resume_strict,
+                             diagnostics_steps=s["diagnostics_steps"])
 
 
 def _attach_distillation(config: Config, s: Dict[str, Any], engine):

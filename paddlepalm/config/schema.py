@@ -214,6 +214,14 @@ SCHEMA = Key("config", "A paddlepalm run.", kind=SECTION, keys=(
     _v("print_steps", "int", "Log the loss every N steps; 0 for never.", _training_default("print_steps"), minimum=0),
     _v("output_dir", "str", "Where `train` writes (relative to the current folder).", "output"),
     _v("seed", "int", "Seed of initialisation, shuffling, sampling and dropout.", 0),
+    Key("balancing", "How the losses of a step's tasks combine into one gradient (docs/balancing.md): "
+        "`fixed` (weights: each task's `loss_weight`), `uncertainty`, `dwa`, `gradnorm`, `pcgrad`, `cagrad`, "
+        "or a dotted path; with options as a mapping, e.g. `{type: dwa, temperature: 2.0, window: 100}`. "
+        "Default: the sum of the losses weighted by `loss_weight`. Most useful with "
+        "`sampling.step_mode: joint` or tasks sharing their input.", kind=COMPONENT),
+    _v("diagnostics_steps", "int", "With `balancing`: log the cosine similarity of the task gradients on the "
+       "shared encoder and each task's weight every N steps (0: never).", _training_default("diagnostics_steps"),
+       minimum=0),
     _v("callbacks", "list", "Your own training callbacks, run after the built-in ones: dotted paths "
        "`pkg.module:Class`, or mappings `{type: pkg.module:Class, <constructor options>}` (see "
        "docs/callbacks.md)."),

@@ -10,6 +10,7 @@ import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from paddlepalm.engine.args import TrainingArguments
+from paddlepalm.engine.callbacks.balancing import BalancingCallback
 from paddlepalm.engine.callbacks import (Callback, CallbackList, CheckpointCallback, ConsoleLogger,
                                          EvaluationCallback, JsonlLogger, LogEvery, ProgressBar, VisualDLLogger,
                                          resolve_objective)
@@ -80,6 +81,21 @@ class Engine:
             t.head.attach_backbone(self.backbone)
         return MultiTaskNetwork(self.backbone, self.tasks, self.extra_parameters())
 
+    def _bind_balancer(self) -> None:
+        """The balancer learns the task names (fixed weights default to each task's loss_weight)
+        before the optimizer is built."""
+        b = self.balancer
+        if b is None:
+            return
+        if isinstance(b, str):
+            from paddlepalm.registry import BALANCERS
+
+            import paddlepalm.balancing  # noqa: F401  (registers the built-ins)
+            self.balancer = b = BALANCERS.get(b)()
+        if getattr(b, "name", None) == "fixed" and not b.weights:
+            b.weights = {t.name: t.loss_weight for t in self.tasks}
+        b.bind([t.name for t in self.tasks])
+
     def extra_parameters(self):
         """Parameters trained with the model but saved with the run's state, not in the model:
         the balancer's (``balancing.*``) and the distiller's projections (``distill.*``)."""
@@ -118,6 +134,7 @@ class Engine:
                                   max(t.mix_ratio for t in members), any(t.name == main for t in members)))
         self.sampler = Sampler(infos, self.sampling, num_epochs, self.temperature, self.seed, max_steps,
                                self.step_mode, self.tasks_per_step)
+        self._bind_balancer()
         self.loop = FitLoop(self, self.bind(), self.tasks, self.sampler, self.optimizer_spec, self.args,
                             self.strategy, CallbackList(), self.seed, self.weight_decay, units, self.balancer,
                             self.distiller)
@@ -155,6 +172,8 @@ class Engine:
                                      EvaluationCallback(args.eval_steps, objective, args.patience, args.save_path)]
         if args.save_path:
             callbacks.append(CheckpointCallback(args.save_path, args.save_steps))
+        if self.balancer is not None:
+            callbacks.append(BalancingCallback(self.balancer))
         return callbacks
 
     def run(self, args: TrainingArguments, callbacks: Iterable[Union[Callback, type]] = ()) -> Dict[str, Any]:
@@ -163,6 +182,8 @@ class Engine:
             raise RuntimeError("no training plan: call fit(...) (or PALM's fit_readers_with_mixratio)")
         network = self.bind()
         self.strategy.setup()
+        if self.balancer is not None:  # data parallel: the balancer's collectives (None in one process)
+            self.balancer.set_communicator(self.strategy.all_reduce_mean())
         self.args = args
         loop = self.loop
         loop.callbacks = CallbackList(self.default_callbacks(args) + list(callbacks))

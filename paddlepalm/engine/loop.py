@@ -157,18 +157,25 @@ class FitLoop:
 
     def balancer_backward(self, losses: Dict[int, Any]) -> None:
         """Hand the step's task losses to the balancer, which runs the backward pass(es)."""
+        s = self.state
         named = {self.tasks[i].name: loss * weight for i, (loss, weight) in losses.items()}
         shared = [p for p in self.network.backbone.parameters() if not p.stop_gradient]
         task_params = {self.tasks[i].name: [p for p in self.tasks[i].head.parameters() if not p.stop_gradient]
                        for i in losses}
-        self.last_weights = self.balancer.combine(named, shared, task_params, scale=1.0 / self.accumulate_steps)
+        step = s.global_step + 1  # the step being trained
+        every = self.args.diagnostics_steps
+        self.diagnosed = bool(every) and step % every == 0
+        self.last_weights = self.balancer.combine(
+            named, shared, task_params, scale=self.precision.loss_scale / self.accumulate_steps,
+            sync=step % self.accumulate_steps == 0 or step == s.max_steps, diagnose=self.diagnosed)
 
     def backward(self, loss) -> None:
         self.precision.backward(loss)
 
     def optimizer_step(self) -> None:
         """Reduce gradients (data parallel), ``on_before_optimizer_step``, update, clear, schedule."""
-        self.strategy.reduce_gradients(p for _, p in self.network.named_parameters())
+        if not getattr(self.balancer, "reduces_gradients", False):  # per-task balancers reduce their own
+            self.strategy.reduce_gradients(p for _, p in self.network.named_parameters())
         self.callbacks.call("on_before_optimizer_step", self, self.state, self.control)
         self.precision.step(self.optimizer)
         self.optimizer.clear_grad(set_to_zero=False)  # heads not sampled get no update at all
