@@ -52,7 +52,8 @@ class Engine:
         self.backbone = backbone
         self.main_task = main_task
         self.sampling, self.temperature, self.seed = sampling, temperature, seed
-        self.step_mode, self.tasks_per_step, self.balancer = step_mode, tasks_per_step, balancer
+        self.step_mode, self.tasks_per_step = step_mode, tasks_per_step
+        self.balancer = _balancer(balancer)
         self.distiller = distiller  # a teacher's loss terms (paddlepalm.distill.Distiller), or None
         self.strategy = strategy or default_strategy()
         self.sampler: Optional[Sampler] = None
@@ -84,14 +85,9 @@ class Engine:
     def _bind_balancer(self) -> None:
         """The balancer learns the task names (fixed weights default to each task's loss_weight)
         before the optimizer is built."""
-        b = self.balancer
+        self.balancer = b = _balancer(self.balancer)
         if b is None:
             return
-        if isinstance(b, str):
-            from paddlepalm.registry import BALANCERS
-
-            import paddlepalm.balancing  # noqa: F401  (registers the built-ins)
-            self.balancer = b = BALANCERS.get(b)()
         if getattr(b, "name", None) == "fixed" and not b.weights:
             b.weights = {t.name: t.loss_weight for t in self.tasks}
         b.bind([t.name for t in self.tasks])
@@ -292,3 +288,13 @@ class Engine:
     @property
     def best_score(self) -> Optional[float]:
         return self.loop.state.best_score if self.loop is not None else None
+
+
+def _balancer(balancer):
+    """A balancer object from a registered name (``'pcgrad'``), else ``balancer`` itself."""
+    if not isinstance(balancer, str):
+        return balancer
+    import paddlepalm.balancing  # noqa: F401  (registers the built-ins)
+    from paddlepalm.registry import BALANCERS
+
+    return BALANCERS.get(balancer)()

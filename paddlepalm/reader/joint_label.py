@@ -112,6 +112,11 @@ class JointLabelReader(SequenceLabelReader):
         other.sentence = self.sentence.clone(phase)  # shares the label map
         return other
 
+    def label_args(self) -> Dict[str, Optional[List[str]]]:
+        """Constructor arguments that rebuild both label maps (what a saved model records)."""
+        vocabs = self.label_vocabs()
+        return {"label_map": vocabs[SENTENCE_FIELD], "tag_map": vocabs[TAGS_FIELD]}
+
 
 class LabelView:
     """A :class:`JointLabelReader` seen by one head: its own label names, everything else shared."""
@@ -119,6 +124,20 @@ class LabelView:
     def __init__(self, reader: JointLabelReader, field: str):
         self.reader = reader
         self.field = field
+
+    @property
+    def input_source(self) -> JointLabelReader:
+        """The reader whose batches this view's task shares with the other views' tasks: the
+        engine trains them with one encoder pass per batch."""
+        return self.reader
+
+    def clone(self, phase: str = "train") -> "LabelView":
+        return LabelView(self.reader.clone(phase), self.field)
+
+    def load_data(self, *args, **kwargs) -> "LabelView":
+        """Load the shared reader (see :meth:`Reader.load_data`); returns this view."""
+        self.reader.load_data(*args, **kwargs)
+        return self
 
     def label_vocab(self) -> Optional[List[str]]:
         return self.reader.label_vocab(self.field)
