@@ -33,12 +33,13 @@ setup(
         "tqdm>=4.40",
         "tokenizers>=0.13",
         "safetensors>=0.3",
+        "filelock>=3.12",
     ],
     extras_require={
         "cpu": ["paddlepaddle>=2.6"],
         "gpu": ["paddlepaddle-gpu>=2.6"],
         "plot": ["matplotlib>=3.3"],
-        "test": ["pytest>=7", "seqeval>=1.2"],
+        "test": ["pytest>=7", "seqeval>=1.2", "matplotlib>=3.3"],  # the report tests draw real PNGs
         # PaddleNLP 2.8.1 only imports with these pins (numpy<2); optional, never required.
         "paddlenlp": [
             "paddlenlp==2.8.1",

@@ -263,6 +263,18 @@ def allreduce_gradients(parameters: Iterable, bucket_bytes: int = BUCKET_BYTES) 
     return len(grads)
 
 
+def all_reduce_mean(tensor):
+    """The mean of ``tensor`` over the ranks (the same on every rank). One process: ``tensor``."""
+    world = world_size()
+    if world == 1:
+        return tensor
+    import paddle.distributed as dist
+
+    total = tensor.clone()
+    dist.all_reduce(total)
+    return total / float(world)
+
+
 def broadcast_parameters(parameters: Iterable, src: int = 0) -> None:
     """Copy rank ``src``'s parameter values to every rank (so all replicas start equal)."""
     if world_size() == 1:

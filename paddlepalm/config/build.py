@@ -6,7 +6,7 @@ into the settings, so ``config.resolved.yaml`` records them.
 """
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from paddlepalm.config.loader import Config, Problem, config_error
@@ -28,6 +28,7 @@ class Run:
     objective: Any = None
     checkpoint: Optional[str] = None
     vocab: Optional[str] = None
+    callbacks: List[Any] = field(default_factory=list)
 
     def trainer(self, name: str):
         return self.engine.trainers[self.engine.task_index(name)]
@@ -219,11 +220,60 @@ def build_run(config: Config, mode: str = "train", checkpoint: Optional[str] = N
              for name, t in settings["tasks"].items()]
     engine = MultiHeadTrainer(built, backbone=backbone, main_task=settings["main_task"],
                               sampling=settings["sampling"]["strategy"],
-                              temperature=settings["sampling"]["temperature"], seed=settings["seed"])
+                              temperature=settings["sampling"]["temperature"], seed=settings["seed"],
+                              step_mode=settings["sampling"]["step_mode"],
+                              tasks_per_step=settings["sampling"]["tasks_per_step"],
+                              balancer=build_balancer(config, settings) if mode == "train" else None)
     engine.build_forward()
     objective = _objective(config, settings, engine) if mode == "train" else None
     optimizer = build_optimizer(settings) if mode == "train" else None
-    return Run(settings, backbone, built, engine, optimizer, objective, checkpoint, vocab)
+    callbacks = build_callbacks(config, settings) if mode == "train" else []
+    return Run(settings, backbone, built, engine, optimizer, objective, checkpoint, vocab, callbacks)
+
+
+def build_balancer(config: Config, settings: Dict[str, Any]):
+    """The ``balancing:`` component (None: the loss_weight-weighted sum)."""
+    spec = settings.get("balancing")
+    if not spec:
+        return None
+    import paddlepalm.balancing  # noqa: F401  (registers the built-ins)
+    from paddlepalm.registry import BALANCERS
+
+    options = dict(spec)
+    try:
+        cls = BALANCERS.get(options.pop("type"))
+        return cls(**options)
+    except (KeyError, TypeError, ValueError) as e:
+        raise config_error([config.problem(("balancing",), "cannot build the balancer: %s"
+                                           % str(e).strip("'\""))], config.source) from None
+
+
+def build_callbacks(config: Config, settings: Dict[str, Any]) -> List[Any]:
+    """The user's ``callbacks:``: dotted paths or ``{type: path, <options>}``, each a Callback."""
+    from paddlepalm.engine import Callback
+    from paddlepalm.registry import CALLBACKS
+
+    built, problems = [], []
+    for i, entry in enumerate(settings.get("callbacks") or []):
+        spec = {"type": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, dict) else None
+        if spec is None or not isinstance(spec.get("type"), str):
+            problems.append(config.problem(("callbacks", i), "expected a dotted path 'pkg.module:Class' or a "
+                                                             "mapping with 'type', got %r" % (entry,)))
+            continue
+        try:
+            cls = CALLBACKS.get(spec.pop("type"))
+            callback = cls(**spec)
+        except (KeyError, TypeError, ValueError) as e:
+            problems.append(config.problem(("callbacks", i), "cannot build the callback: %s" % str(e).strip("'\"")))
+            continue
+        if not isinstance(callback, Callback):
+            problems.append(config.problem(("callbacks", i), "%s is not a paddlepalm.engine.Callback"
+                                           % type(callback).__name__))
+            continue
+        built.append(callback)
+    if problems:
+        raise config_error(problems, config.source)
+    return built
 
 
 def _check_head_size(config: Config, name: str, options: Dict[str, Any], reader, problems: List[Problem]) -> None:

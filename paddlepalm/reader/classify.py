@@ -4,7 +4,7 @@ from typing import List, Optional
 
 from paddlepalm.reader.base import Example, Reader
 from paddlepalm.reader.chunking import check_chunk_caps, check_stride, chunk_spans
-from paddlepalm.reader.labels import LabelMap, LabelMapLike, encode_label
+from paddlepalm.reader.labels import LabelMap, LabelMapLike, encode_label, split_labels
 from paddlepalm.tokenizer import Pieces
 from paddlepalm.tokenizer.truncation import keep_indices
 
@@ -17,6 +17,8 @@ class ClassifyReader(Reader):
     File columns: ``label`` and ``text_a`` (optionally ``text_b``). Labels are PALM integers, or
     names mapped by ``label_map`` (list, dict or JSON file; built from the training file if
     omitted and labels are not integers). ``multi_label=True`` reads ``label_sep``-joined labels.
+    Labels differing only in case or whitespace are an error unless ``label_normalize``
+    (``'strip'`` or ``'lower'``) merges them, in the file and the label map alike.
 
     Long documents: with ``max_chunks`` set, the text (``text_b`` for pairs; ``text_a`` is then
     kept in every chunk, cut to at most half of ``max_len``) is split into chunks of ``max_len``
@@ -33,10 +35,11 @@ class ClassifyReader(Reader):
     def __init__(self, vocab_path=None, max_len: int = 128, tokenizer="wordpiece", lang: str = "en",
                  seed: Optional[int] = None, do_lower_case: Optional[bool] = None,
                  phase: str = "train", label_map: LabelMapLike = None, multi_label: bool = False,
-                 label_sep: str = ",", max_chunks: Optional[int] = None, chunk_stride: Optional[int] = None,
-                 max_chunks_per_batch: int = 64, **kwargs):
+                 label_sep: str = ",", label_normalize: Optional[str] = None, max_chunks: Optional[int] = None,
+                 chunk_stride: Optional[int] = None, max_chunks_per_batch: int = 64, **kwargs):
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, **kwargs)
-        self.label_map = LabelMap.load(label_map)
+        self.label_normalize = label_normalize
+        self.label_map = LabelMap.load(label_map, label_normalize)
         self.multi_label = multi_label
         self.label_sep = label_sep
         self.max_chunks = max_chunks
@@ -50,19 +53,18 @@ class ClassifyReader(Reader):
             raise ValueError("chunk_stride needs max_chunks (the reader splits documents only with max_chunks)")
 
     def _split(self, value) -> List[str]:
-        if isinstance(value, (list, tuple)):
-            return [str(v).strip() for v in value]
-        return [v.strip() for v in str(value).split(self.label_sep) if v.strip()]
+        return split_labels(value, self.label_sep)
 
     def prepare(self, examples: List[Example]) -> None:
         if self.label_map is not None:
             return
         if self.multi_label:
-            self.label_map = LabelMap.from_values(v for e in examples for v in self._split(e["label"]))
+            self.label_map = LabelMap.from_examples(((v, e) for e in examples for v in self._split(e["label"])),
+                                                    self.label_normalize)
             return
         is_int = [str(e["label"]).strip().lstrip("-").isdigit() for e in examples]
         if not any(is_int):  # label names: build the map from the training file
-            self.label_map = LabelMap.from_values(e["label"] for e in examples)
+            self.label_map = LabelMap.from_examples(((e["label"], e) for e in examples), self.label_normalize)
         # otherwise PALM integer labels; a stray name fails in encode_label with file and line
 
     def _label(self, example: Example):
@@ -71,10 +73,10 @@ class ClassifyReader(Reader):
                 raise self.error(example, "missing label", "label")
             return None
         if not self.multi_label:
-            return encode_label(self.label_map, example["label"], example)
+            return encode_label(self.label_map, example["label"], example, normalize=self.label_normalize)
         vector = [0.0] * len(self.label_map)
         for name in self._split(example["label"]):
-            vector[encode_label(self.label_map, name, example)] = 1.0
+            vector[encode_label(self.label_map, name, example, normalize=self.label_normalize)] = 1.0
         return vector
 
     def to_features_batch(self, examples: List[Example]) -> List[dict]:

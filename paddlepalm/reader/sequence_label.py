@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from paddlepalm.errors import DataError
 from paddlepalm.reader.base import Example, Reader
 from paddlepalm.reader.chunking import check_chunk_caps, check_stride, most_central_window, word_windows
-from paddlepalm.reader.formats import _lines
+from paddlepalm.reader.formats import FORMATS, _lines
 from paddlepalm.reader.labels import LabelMap, LabelMapLike
 from paddlepalm.tokenizer import Pieces
 
@@ -58,6 +58,7 @@ class SequenceLabelReader(Reader):
     name = "sequence_label"
     required_fields = ("text_a", "label")
     meta_fields = ("words", "tags")
+    tags_field = "label"  # the file column with the word tags
 
     def __init__(self, vocab_path=None, max_len: int = 128, label_map_config: LabelMapLike = None,
                  tokenizer="wordpiece", lang: str = "en", seed: Optional[int] = None,
@@ -89,6 +90,13 @@ class SequenceLabelReader(Reader):
             return self._read_conll(input_file)
         return [self._with_words(e) for e in super().read_examples(input_file, file_format)]
 
+    @classmethod
+    def record_format(cls, input_file: str, file_format: str) -> Optional[str]:
+        if file_format == "conll" or os.path.splitext(input_file)[1].lower() in CONLL_EXTENSIONS:
+            return None
+        own = cls.read_examples is SequenceLabelReader.read_examples  # a subclass may read its own way
+        return file_format if own and file_format in FORMATS else None
+
     def make_examples(self, inputs: Sequence) -> List[Example]:
         """In-memory inputs: a sentence (split on ``token_sep`` if it has one, else on whitespace),
         a list of words, or a dict with ``text_a`` (and ``label``) as in files."""
@@ -111,8 +119,8 @@ class SequenceLabelReader(Reader):
         """Set ``words`` and ``tags`` (None without tags) from ``text_a``/``label`` if missing."""
         if "words" not in example:
             example["words"] = self._split(example, "text_a")
-            has_tags = example.get("label") not in (None, "")
-            example["tags"] = self._split(example, "label") if has_tags else None
+            has_tags = example.get(self.tags_field) not in (None, "")
+            example["tags"] = self._split(example, self.tags_field) if has_tags else None
         self._check_counts(example)
         return example
 
@@ -131,10 +139,10 @@ class SequenceLabelReader(Reader):
     def _check_counts(self, example: Example) -> None:
         if example["tags"] is None:
             if self.phase == "train":
-                raise self.error(example, "missing tags", "label")
+                raise self.error(example, "missing tags", self.tags_field)
         elif len(example["tags"]) != len(example["words"]):
             raise self.error(example, "%d words but %d tags" % (len(example["words"]),
-                                                               len(example["tags"])), "label")
+                                                               len(example["tags"])), self.tags_field)
 
     def _read_conll(self, path: str) -> List[Example]:
         examples: List[Example] = []
@@ -188,7 +196,7 @@ class SequenceLabelReader(Reader):
     def _tag_ids(self, example: Example) -> List[int]:
         if self.label_map is None:
             raise self.error(example, "no label map: pass label_map_config, or clone() the training "
-                             "reader so dev/test files use its tags", "label")
+                             "reader so dev/test files use its tags", self.tags_field)
         ids = []
         for k, tag in enumerate(example["tags"]):
             if tag not in self.label_map:
@@ -196,7 +204,7 @@ class SequenceLabelReader(Reader):
                     line = example["_tag_lines"][k] if "_tag_lines" in example else example.get("_line")
                     raise DataError("unknown tag %r (known: %s); pass unknown_label='O' to map unknown "
                                     "tags to 'O'" % (tag, ", ".join(self.label_map.labels[:20])),
-                                    path=example.get("_file"), line=line, field="label")
+                                    path=example.get("_file"), line=line, field=self.tags_field)
                 tag = self.unknown_label
             ids.append(self.label_map.id_of(tag))
         return ids

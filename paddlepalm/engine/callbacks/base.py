@@ -1,6 +1,8 @@
 """The callback protocol: hooks the fit loop calls, and a list that calls them in order.
 
-Hook order in one step: the loop trains the step, then ``on_step_end`` (callbacks may set
+Hook order in one step: the loop runs forward and backward; when the optimizer steps (every
+``accumulate_steps`` batches) ``on_before_optimizer_step`` sees the (reduced) gradients in each
+parameter's ``.grad``; then ``on_step_end`` (callbacks may set
 ``control.should_log / should_evaluate / should_save / should_stop``); then, as asked, the loop
 logs (``on_log``), evaluates (``on_evaluate`` with the metrics) and saves a checkpoint
 (``on_save`` with its path). ``on_train_start`` runs after setup and resume, ``on_train_end``
@@ -19,6 +21,9 @@ class Callback:
 
     def on_train_start(self, loop, state, control) -> None:
         pass
+
+    def on_before_optimizer_step(self, loop, state, control) -> None:
+        """Gradients are complete (accumulated, reduced over ranks) and not yet applied."""
 
     def on_step_end(self, loop, state, control, step) -> None:
         """``step`` is a :class:`~paddlepalm.engine.loop.StepOutput` (task, loss tensor, outputs)."""
