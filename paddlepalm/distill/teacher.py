@@ -130,7 +130,7 @@ class Teacher:
                 output_attentions: bool = False):
         """The teacher's head outputs and encoder output for a (tensor) batch, without gradient.
         Label fields are withheld from the head (no teacher loss is computed)."""
-        from paddlepalm.forward import encoder_inputs
+        from paddlepalm.forward import encoder_inputs, head_encoder_options
 
         backbone, head = self.backbone(task), self.head(task)
         if backbone.training:  # someone called .train() on it: the teacher never drops out
@@ -139,8 +139,9 @@ class Teacher:
             head.eval()
         inputs = {k: v for k, v in batch.items() if k not in head.label_fields}
         with paddle.no_grad():
-            encoded = backbone(**encoder_inputs(batch, backbone), output_hidden_states=output_hidden_states,
-                               output_attentions=output_attentions)
+            options = head_encoder_options([head], {"output_hidden_states": output_hidden_states,
+                                                    "output_attentions": output_attentions})
+            encoded = backbone(**encoder_inputs(batch, backbone), **options)  # a head may want more layers
             outputs = head(encoded, inputs)
         return outputs, encoded
 
