@@ -39,7 +39,7 @@ setup(
         "cpu": ["paddlepaddle>=2.6"],
         "gpu": ["paddlepaddle-gpu>=2.6"],
         "plot": ["matplotlib>=3.3"],
-        "test": ["pytest>=7", "seqeval>=1.2"],
+        "test": ["pytest>=7", "seqeval>=1.2", "matplotlib>=3.3"],  # the report tests draw real PNGs
         # PaddleNLP 2.8.1 only imports with these pins (numpy<2); optional, never required.
         "paddlenlp": [
             "paddlenlp==2.8.1",

@@ -7,6 +7,7 @@ rows ``{"step", "eval": {task: {metric: v}}, "score"}``. The report has
 * ``loss.png`` -- training loss per task against the step,
 * ``dev_metrics.png`` -- each task's main dev metric against the step,
 * ``task_steps.png`` -- how many steps each task got (cumulative over the run, and in total),
+* ``balance.png`` -- with a balancer: gradient cosine per pair of tasks and each task's weight,
 * ``summary.md`` -- steps per task, the final dev metrics of every run side by side with the
   differences from the compared runs (a multi-task run against single-task runs of the same tasks
   shows negative transfer at a glance), the metrics of the results files beside metrics.jsonl
@@ -50,6 +51,7 @@ class RunLog:
     eval_rows: List[Dict[str, Any]] = field(default_factory=list)
     results: Optional[Dict[str, Any]] = None  # results.json beside metrics.jsonl, if any
     result_files: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # file name -> content
+    balance_rows: List[Dict[str, Any]] = field(default_factory=list)  # balancer weights / gradient cosines
 
     @property
     def tasks(self) -> List[str]:
@@ -132,6 +134,7 @@ def read_run(run_dir: str, name: Optional[str] = None, results: Sequence[str] = 
         lines.pop()
     loss: Dict[int, Dict[str, Any]] = {}
     evals: Dict[int, Dict[str, Any]] = {}
+    balance: Dict[int, Dict[str, Any]] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -147,8 +150,11 @@ def read_run(run_dir: str, name: Optional[str] = None, results: Sequence[str] = 
             evals[row["step"]] = row
         elif isinstance(row.get("loss"), dict):
             loss[row["step"]] = row
+        elif isinstance(row.get("balance"), dict):
+            balance[row["step"]] = row["balance"]
     run = RunLog(name or os.path.basename(folder.rstrip(os.sep)) or folder, path,
-                 [loss[s] for s in sorted(loss)], [evals[s] for s in sorted(evals)])
+                 [loss[s] for s in sorted(loss)], [evals[s] for s in sorted(evals)],
+                 balance_rows=[dict(balance[s], step=s) for s in sorted(balance)])
     if not run.loss_rows and not run.eval_rows:
         raise ReportError("%s: no loss or eval rows" % path)
     for path in [os.path.join(folder, n) for n in RESULTS_FILES] + list(results):
@@ -409,6 +415,36 @@ def plot_task_steps(runs: Sequence[RunLog], path: str) -> Optional[str]:
     return _save(fig, path)
 
 
+def plot_balance(runs: Sequence[RunLog], path: str) -> Optional[str]:
+    """Gradient conflict over training (cosine of each pair of tasks' gradients on the shared
+    encoder) and each task's effective weight, for the runs that used a balancer."""
+    runs = [r for r in runs if r.balance_rows]
+    if not runs:
+        return None
+    fig, (cos_ax, w_ax) = _figure(2, "loss balancing")
+    for k, r in enumerate(runs):
+        style = "-" if k == 0 else "--"
+        pairs = sorted({p for row in r.balance_rows for p in row.get("grad_cosine", {})})
+        for j, pair in enumerate(pairs):
+            rows = [row for row in r.balance_rows if pair in row.get("grad_cosine", {})]
+            cos_ax.plot([row["step"] for row in rows], [row["grad_cosine"][pair] for row in rows], style,
+                        label="%s %s" % (r.name, pair.replace("|", " vs ")), color="C%d" % (k + j), linewidth=1.3)
+        tasks = sorted({t for row in r.balance_rows for t in row.get("weights", {})})
+        for j, task in enumerate(tasks):
+            rows = [row for row in r.balance_rows if task in row.get("weights", {})]
+            w_ax.plot([row["step"] for row in rows], [row["weights"][task] for row in rows], style,
+                      label="%s %s" % (r.name, task), color="C%d" % (k + j), linewidth=1.3)
+    cos_ax.axhline(0.0, color="0.5", linewidth=0.8)
+    cos_ax.set_title("gradient cosine between tasks (shared encoder; < 0: conflict)")
+    cos_ax.set_ylim(-1.05, 1.05)
+    w_ax.set_title("effective task weight")
+    for ax in (cos_ax, w_ax):
+        ax.set_xlabel("step (all tasks)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def _all_tasks(runs, has) -> List[str]:
     tasks: List[str] = []
     for r in runs:
@@ -438,7 +474,8 @@ def make_report(run_dir: str, compare: Sequence[str] = (), out: Optional[str] = 
         try:
             for key, make in (("loss", lambda p: plot_loss(runs, p, x_axis)),
                               ("dev_metrics", lambda p: plot_dev(runs, p, x_axis)),
-                              ("task_steps", lambda p: plot_task_steps(runs, p))):
+                              ("task_steps", lambda p: plot_task_steps(runs, p)),
+                              ("balance", lambda p: plot_balance(runs, p))):
                 path = make(os.path.join(out, key + ".png"))
                 if path:
                     written[key] = path

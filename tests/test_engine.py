@@ -413,3 +413,51 @@ def test_yaml_joint_step_mode(data, tmp_path):
     assert main(["train", str(path)]) == 0
     rows = [r for r in _rows(tmp_path / "out" / "metrics.jsonl") if "task_steps" in r]
     assert CountSteps.runs[-1].steps == 4 and rows[-1]["task_steps"] == {"a": 4, "b": 4}
+
+
+# ----------------------------------------------------------------------------- balancers in the loop
+@pytest.mark.parametrize("method", ["fixed", "uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad"])
+def test_every_balancer_trains_a_joint_run_logs_weights_and_resumes_exactly(data, tmp_path, method):
+    from paddlepalm.registry import BALANCERS
+
+    import paddlepalm.balancing  # noqa: F401
+
+    def run(out, **kw):
+        engine = _engine(data, dev=False)
+        engine.step_mode, engine.balancer = "joint", BALANCERS.get(method)()
+        return engine, engine.fit(optimizer=palm.optimizer.AdamW(lr=1e-3), num_epochs=4, print_steps=1,
+                                  save_steps=3, diagnostics_steps=2, save_path=str(out), **kw)
+
+    run(tmp_path / "whole")
+    run(tmp_path / "part", stop_after=4)
+    engine, _ = run(tmp_path / "part", resume="latest")
+    rows = lambda p: [r for r in _rows(p / "metrics.jsonl")]
+    whole, part = rows(tmp_path / "whole"), rows(tmp_path / "part")
+    losses = lambda rs: [(r["step"], r["loss"]) for r in rs if "loss" in r]
+    assert losses(part) == losses(whole) and len(losses(whole)) == 8
+    balance = [r["balance"] for r in whole if "balance" in r]
+    assert len(balance) == 8 and set(balance[-1]["weights"]) == {"a", "b"}
+    diagnosed = [b for b in balance if "grad_cosine" in b]
+    assert len(diagnosed) == 4 and -1.0 <= diagnosed[-1]["grad_cosine"]["a|b"] <= 1.0
+    if method == "uncertainty":  # its log-variances are trained by the run's optimizer
+        assert any(n.startswith("balancing.") for n, _ in engine.named_parameters())
+
+
+def test_yaml_balancing_section(data, tmp_path, capsys):
+    import yaml
+
+    from paddlepalm.cli import main
+
+    path = _yaml_run(tmp_path, data, [], sampling={"step_mode": "joint"}, print_steps=1, diagnostics_steps=1,
+                     balancing={"type": "pcgrad", "seed": 3})
+    config = yaml.safe_load(path.read_text())
+    config["tasks"]["b"] = {"reader": "classify", "train": data[2]}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["train", str(path)]) == 0
+    balance = [r["balance"] for r in _rows(tmp_path / "out" / "metrics.jsonl") if "balance" in r]
+    assert balance and "a|b" in balance[-1]["grad_cosine"]
+    config["balancing"] = {"type": "pcgrad", "colour": 1}
+    config["output_dir"] = str(tmp_path / "out2")
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["train", str(path)]) != 0
+    assert "balancing: cannot build the balancer" in capsys.readouterr().err

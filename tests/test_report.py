@@ -149,3 +149,19 @@ def test_extra_results_file_and_results_json_titles(tmp_path, capsys):
     assert "## Test metrics (eval_test.json)" in md and "| intent | accuracy | 85.00 |" in md
     assert cli.main(["report", run_dir, "--no-plots", "--results", str(tmp_path / "nope.json")]) == 1
     assert "nope.json: results file not found" in capsys.readouterr().err
+
+
+def test_balance_rows_are_read_and_plotted(tmp_path):
+    pytest.importorskip("matplotlib")
+    rows = [json.dumps({"step": s, "balance": {"weights": {"intent": 1.0 + s / 100, "slot": 1.0},
+                                               "grad_cosine": {"intent|slot": -0.2 + s / 200},
+                                               "grad_norm": {"intent": 1.0, "slot": 2.0}}}) for s in (5, 10, 15)]
+    run_dir = _write_run(tmp_path / "balanced", ["intent", "slot"], steps=20, extra_lines=rows)
+    run = rep.read_run(run_dir)
+    assert [r["step"] for r in run.balance_rows] == [5, 10, 15]
+    assert run.balance_rows[0]["grad_cosine"]["intent|slot"] == pytest.approx(-0.175)
+    written = rep.make_report(run_dir, out=str(tmp_path / "report"))
+    data = open(written["balance"], "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
+    assert "balance" not in rep.make_report(_write_run(tmp_path / "plain", ["intent"]),
+                                            out=str(tmp_path / "r2"))

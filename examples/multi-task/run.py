@@ -43,13 +43,45 @@ def parse_args(argv=None):
                         help="per-word softmax slot head instead of the linear-chain CRF (Viterbi decoding)")
     parser.add_argument("--split-seed", type=int, default=0,
                         help="seed of the standard split (100 test utterances per intent)")
+    parser.add_argument("--shared-input", action="store_true",
+                        help="both tasks read one joint_label file (words, intent, tags): one tokenization and ONE "
+                             "encoder pass per batch for both heads (JointBERT-style); --epochs is then the epochs "
+                             "over the utterances")
+    parser.add_argument("--step-mode", choices=("sampled", "joint"), default="sampled",
+                        help="sampled: one task per step (PALM); joint: both tasks every step")
+    parser.add_argument("--balancer", choices=("fixed", "uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad"),
+                        help="how the two losses combine (docs/balancing.md); default: their sum")
+    parser.add_argument("--diagnostics-steps", type=int, default=50,
+                        help="with --balancer: log the task-gradient cosine and task weights every N steps")
     return parser.parse_args(argv)
+
+
+def build_shared_input_trainers(args, data, vocab, hidden_size):
+    """Both tasks over one ``joint_label`` reader: each task reads its view of the same batches."""
+    import paddlepalm as palm
+
+    files = data["files"]
+    make = lambda phase, seed=None: palm.reader.JointLabelReader(
+        vocab, args.max_len, label_map=data["intent_labels"], tag_map=data["slot_label_map"], phase=phase,
+        seed=seed, bucket_by_length=True)
+    train = make("train", args.seed).load_data(files["train"]["joint"], args.batch_size)
+    dev = make("dev").load_data(files["dev"]["joint"], 64)
+    test = dev.clone("test").load_data(files["test"]["joint"], 64)
+    heads = {"slot": palm.head.SequenceLabel(len(data["slot_label_map"]), hidden_size, args.dropout,
+                                             use_crf=args.crf, crf_lr=10.0),
+             "intent": palm.head.Classify(len(data["intent_labels"]), hidden_size, args.dropout)}
+    field = {"slot": "word_labels", "intent": "label"}
+    trainers = [palm.Trainer(task, reader=train.view(field[task]), head=heads[task],
+                             dev_reader=dev.view(field[task])) for task in TASKS]
+    return trainers, {task: test.view(field[task]) for task in TASKS}
 
 
 def build_trainers(args, data, vocab, hidden_size):
     """One ``palm.Trainer`` per task: train reader, dev reader and head."""
     import paddlepalm as palm
 
+    if args.shared_input and not args.single_task:
+        return build_shared_input_trainers(args, data, vocab, hidden_size)
     tasks = [args.single_task] if args.single_task else list(TASKS)
     files = data["files"]
     trainers = []
@@ -99,17 +131,20 @@ def main(argv=None) -> dict:
     trainers, test_readers = build_trainers(args, data, vocab, backbone.config.hidden_size)
     watch.lap("prepare")
 
-    trainer = palm.MultiHeadTrainer(trainers, backbone=backbone, seed=args.seed)
+    trainer = palm.MultiHeadTrainer(trainers, backbone=backbone, seed=args.seed, step_mode=args.step_mode,
+                                    balancer=args.balancer)
     trainer.log_path = os.path.join(out, "metrics.jsonl")  # read by `paddlepalm report`
     if os.path.exists(trainer.log_path):
         os.remove(trainer.log_path)
     steps_per_epoch = trainers[0].reader.steps_per_epoch
-    planned = args.max_steps or int(round(args.epochs * steps_per_epoch * sum(t.mix_ratio for t in trainers)
-                                          / trainers[0].mix_ratio))
+    every_step = args.shared_input or args.step_mode == "joint"  # the main task runs at every step
+    planned = args.max_steps or int(round(args.epochs * steps_per_epoch * (
+        1 if every_step else sum(t.mix_ratio for t in trainers) / trainers[0].mix_ratio)))
     summary = trainer.fit(optimizer=optimizer_from_args(args), num_epochs=args.epochs, main_task=trainers[0].name,
                           max_steps=args.max_steps, print_steps=args.print_steps,
                           eval_steps=args.eval_steps or default_eval_steps(planned),
-                          objective={"%s.%s" % (t.name, OBJECTIVE[t.name]): 1.0 for t in trainers})
+                          objective={"%s.%s" % (t.name, OBJECTIVE[t.name]): 1.0 for t in trainers},
+                          diagnostics_steps=args.diagnostics_steps)
     watch.lap("train")
 
     # held-out test split, with the final weights

@@ -65,6 +65,25 @@ def _train(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- distill
+@arguments("distill")
+def _distill_args(p) -> None:
+    _train_args(p)
+
+
+@command("distill", help="train a small student from a saved teacher: a config with a distill: section "
+                         "(docs/distillation.md); writes output_dir like train")
+def _distill(args) -> int:
+    from paddlepalm.config.loader import config_error
+
+    config = _load(args)
+    if not config.settings.get("distill"):
+        raise config_error([config.problem(("distill",), "missing: 'paddlepalm distill' needs a distill: section "
+                                                         "(teacher, student); see docs/distillation.md")],
+                           config.source)
+    return _train(args)
+
+
 # ----------------------------------------------------------------------------- evaluate
 @arguments("evaluate")
 def _evaluate_args(p) -> None:

@@ -69,8 +69,9 @@ BACKBONE = Key("backbone", "The shared encoder: pretrained weights, or a config 
 TOKENIZER = Key("tokenizer", "The tokenizer shared by every task.", kind=SECTION, keys=(
     _v("vocab", "str", "Vocabulary file (WordPiece `vocab.txt`; BPE `vocab.json` beside `merges.txt`) or "
        "checkpoint folder. Default: `backbone.pretrained`.", path=True),
-    _v("type", "str", "`wordpiece` or `bpe` (for a vocabulary file; a folder says for itself).", "wordpiece",
-       choices=("wordpiece", "bpe")),
+    _v("type", "str", "`wordpiece` or `bpe` (for a vocabulary file; a folder says for itself), or "
+       "`codepoint` (Canine: Unicode code points, no vocabulary needed).", "wordpiece",
+       choices=("wordpiece", "bpe", "codepoint")),
     _v("do_lower_case", "bool", "Lower-case the text; `null` follows the checkpoint's tokenizer config "
        "or guesses from the vocabulary."),
 ))
@@ -148,6 +149,70 @@ SCHEDULE = Key("schedule", "Learning-rate schedule.", kind=SECTION, keys=(
        minimum=0, maximum=1),
 ))
 
+# Long inputs (docs/long_text.md): reader and head options whose values are checked like the keys
+# above wherever a task's reader or head mapping sets them. Choices mirror the registries in
+# paddlepalm.head.pooling (a test keeps them equal).
+CHUNK_POOLINGS = ("attention", "max", "mean")
+REPRESENTATIONS = ("cls", "concat_layers", "max_layers", "mean_layers", "mean_tokens", "pooled")
+LONG_TEXT_READER_OPTIONS = (
+    _v("max_chunks", "int", "`classify`/`match` readers: split each document (`text_b` of a pair) into chunks "
+       "of `max_len` tokens, at most this many (the rest is cut, with a warning); `null`: one truncated "
+       "sequence.", minimum=1),
+    _v("chunk_stride", "int", "Pieces between the starts of consecutive chunks (at most `max_len` minus the "
+       "special tokens); `null`: no overlap.", minimum=1),
+    _v("max_chunks_per_batch", "int", "Encoder rows (chunks or windows) per batch at most: bounds memory at "
+       "`max_chunks_per_batch x max_len` tokens; must be >= `max_chunks`.", 64, minimum=1),
+    _v("window_stride", "int", "`sequence_label` reader: read inputs in windows of `max_len` tokens starting "
+       "this many pieces apart; each word is predicted from the window where it is most central. `null`: "
+       "truncate at `max_len`.", minimum=1),
+    _v("max_windows", "int", "`sequence_label` reader: windows per input at most (needs `window_stride`).",
+       minimum=1),
+)
+LONG_TEXT_HEAD_OPTIONS = (
+    _v("representation", "str", "`classify`/`match` heads: the sentence vector -- `pooled` (the encoder's "
+       "pooler), `cls` (last layer [CLS]), `mean_tokens`, or over the last `last_layers` layers' [CLS] "
+       "`concat_layers`, `mean_layers`, `max_layers`.", "pooled", choices=REPRESENTATIONS),
+    _v("last_layers", "int", "Layers the `*_layers` representations read.", 4, minimum=1),
+    _v("chunk_pooling", "str", "How a chunked document's chunk vectors become one: `mean`, `max` or "
+       "`attention` (learned, padding chunks masked).", "mean", choices=CHUNK_POOLINGS),
+)
+
+DISTILL = Key("distill", "Knowledge distillation: train a smaller student to match "
+              "a saved teacher model, every task at once (see docs/distillation.md). The student is what "
+              "the run trains and saves; `backbone` is not used to build it.", kind=SECTION, keys=(
+                  _v("teacher", "str|mapping", "The saved paddlepalm model (a `train` output or checkpoint "
+                     "folder) that has every task, or a mapping task -> folder (or `{path, task}` when the "
+                     "task has another name in that model).", required=True, path=True),
+                  _v("tasks", "list", "The tasks to distil (default: every task); the others train on their "
+                     "labels only, with fresh heads."),
+                  Key("student", "The student encoder and heads.", kind=SECTION, keys=(
+                      _v("layers", "list", "Initialise from these teacher layers (0-based, e.g. `[0, 2, 4]`): "
+                         "embeddings, those layers and the pooler are copied (DistilBERT). Give `layers` or "
+                         "`config`."),
+                      _v("config", "mapping|str", "A fresh encoder: the keys that differ from the teacher's "
+                         "config (`{num_hidden_layers: 2, hidden_size: 256, num_attention_heads: 4}`) or a "
+                         "JSON file.", path=True),
+                      _v("overrides", "mapping", "Encoder config values to replace that keep shapes, e.g. "
+                         "`{hidden_dropout_prob: 0.0}`.", {}),
+                      _v("copy_pooler", "bool", "With `layers`: copy the teacher's pooler too.", True),
+                      _v("heads", "str", "`copy` the teacher's heads (same hidden size only) or start "
+                         "`fresh` ones.", "copy", choices=("copy", "fresh")),
+                  )),
+                  _v("temperature", "float|mapping", "Softmax temperature of the soft labels: a number or a "
+                     "schedule `{start, end, kind: constant/linear/cosine, warmup_steps}`.", 1.0),
+                  _v("soft_weight", "float|mapping", "Weight of the soft (teacher) loss; number or schedule.", 0.5),
+                  _v("hard_weight", "float|mapping", "Weight of the hard-label loss; number or schedule.", 0.5),
+                  _v("kd_loss", "str", "`kl` (KL(teacher || student)) or `soft_ce` (soft cross-entropy).", "kl",
+                     choices=("kl", "soft_ce")),
+                  _v("scale_by_t2", "bool", "Multiply the soft loss by temperature squared.", True),
+                  _v("task_weights", "mapping", "Task -> multiplier of its soft loss.", {}),
+                  _v("matches", "list", "Intermediate matches: `{layer_T, layer_S, feature: hidden/attention/"
+                     "embeddings, loss: mse/cosine/attention_kl, weight}` (0-based layers; a projection is "
+                     "learned when the widths differ).", []),
+                  _v("cache", "bool", "Run the teacher once per example and reuse its outputs (never for "
+                     "readers with random masking or augmentation).", False),
+              ))
+
 SCHEMA = Key("config", "A paddlepalm run.", kind=SECTION, keys=(
     BACKBONE,
     TOKENIZER,
@@ -177,9 +242,18 @@ SCHEMA = Key("config", "A paddlepalm run.", kind=SECTION, keys=(
     _v("print_steps", "int", "Log the loss every N steps; 0 for never.", _training_default("print_steps"), minimum=0),
     _v("output_dir", "str", "Where `train` writes (relative to the current folder).", "output"),
     _v("seed", "int", "Seed of initialisation, shuffling, sampling and dropout.", 0),
+    Key("balancing", "How the losses of a step's tasks combine into one gradient (docs/balancing.md): "
+        "`fixed` (weights: each task's `loss_weight`), `uncertainty`, `dwa`, `gradnorm`, `pcgrad`, `cagrad`, "
+        "or a dotted path; with options as a mapping, e.g. `{type: dwa, temperature: 2.0, window: 100}`. "
+        "Default: the sum of the losses weighted by `loss_weight`. Most useful with "
+        "`sampling.step_mode: joint` or tasks sharing their input.", kind=COMPONENT),
+    _v("diagnostics_steps", "int", "With `balancing`: log the cosine similarity of the task gradients on the "
+       "shared encoder and each task's weight every N steps (0: never).", _training_default("diagnostics_steps"),
+       minimum=0),
     _v("callbacks", "list", "Your own training callbacks, run after the built-in ones: dotted paths "
        "`pkg.module:Class`, or mappings `{type: pkg.module:Class, <constructor options>}` (see "
        "docs/callbacks.md)."),
+    DISTILL,
     # speed (issue 19): CPU intra-op threads
     _v("num_threads", "int", "CPU threads for MKL/OpenMP math. `null`: `PADDLEPALM_NUM_THREADS` if set, else "
        "`OMP_NUM_THREADS`/`MKL_NUM_THREADS` as you set them, else the physical cores this process may use "
@@ -357,10 +431,20 @@ def render_markdown() -> str:
              "<!-- Generated by paddlepalm.config.schema.render_markdown(); edit the schema, not this file. -->",
              "", INTRO, "## Example", "", "```yaml", EXAMPLE.rstrip("\n"), "```", "", "## Top-level keys", ""]
     lines += _table([(k.name, k) for k in SCHEMA.keys])
-    for section in SCHEMA.keys:
-        if section.kind == VALUE:
-            continue
-        prefix = section.name + (".<name>" if section.kind == NAMED else "")
-        lines += ["", "## `%s`" % prefix, "", section.doc, ""]
-        lines += _table([("%s.%s" % (prefix, k.name), k) for k in section.keys])
+
+    def sections(keys, parent):
+        for section in keys:
+            if section.kind == VALUE:
+                continue
+            prefix = parent + section.name + (".<name>" if section.kind == NAMED else "")
+            lines.extend(["", "## `%s`" % prefix, "", section.doc, ""])
+            lines.extend(_table([("%s.%s" % (prefix, k.name), k) for k in section.keys]))
+            sections([k for k in section.keys if k.kind == SECTION], prefix + ".")  # nested sections
+
+    sections(SCHEMA.keys, "")
+    lines += ["", "## Long inputs: reader and head options", "",
+              "Options of `tasks.<name>.reader` and `tasks.<name>.head` mappings, checked like the keys above "
+              "(see `docs/long_text.md`).", ""]
+    lines += _table([("tasks.<name>.reader.%s" % k.name, k) for k in LONG_TEXT_READER_OPTIONS]
+                    + [("tasks.<name>.head.%s" % k.name, k) for k in LONG_TEXT_HEAD_OPTIONS])
     return "\n".join(lines) + "\n"

@@ -253,6 +253,16 @@ def write_palm_tsv(utterances: Sequence[Utterance], intent_path: Optional[str] =
     return labels
 
 
+def write_joint_tsv(utterances: Sequence[Utterance], path: str) -> str:
+    """``text_a<TAB>label<TAB>tags`` rows for :class:`~paddlepalm.reader.JointLabelReader`: the
+    words and the slot tags each joined by ``\x02``, the intent by name; returns ``path``."""
+    for u in utterances:
+        _check_tsv_safe(u)
+    _write_lines(path, "text_a\tlabel\ttags", ["%s\t%s\t%s" % (TOKEN_SEPARATOR.join(u.words), u.intent,
+                                                                 TOKEN_SEPARATOR.join(u.tags)) for u in utterances])
+    return path
+
+
 def _write_lines(path: str, header: str, rows: Sequence[str]) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write(header + "\n")
@@ -286,8 +296,9 @@ def prepare_snips(data_dir: str, out_dir: str, seed: int = 0, limit: Optional[in
     """The standard SNIPS split (:func:`load_snips`: 100 utterances per intent of ``train_*_full``
     held out as test, ``validate_*`` as dev) written to ``out_dir``:
 
-    ``intent_{train,dev,test}.tsv`` (label name, text) and ``slot_{train,dev,test}.tsv`` (PALM's
-    ``\\x02``-joined words and BIO tags), ``intent_labels.json`` and ``slot_label_map.json`` (the
+    ``intent_{train,dev,test}.tsv`` (label name, text), ``slot_{train,dev,test}.tsv`` (PALM's
+    ``\\x02``-joined words and BIO tags), ``joint_{train,dev,test}.tsv`` (words, intent and tags
+    for one shared ``joint_label`` reader), ``intent_labels.json`` and ``slot_label_map.json`` (the
     tags of all three splits). ``limit`` keeps at most that many utterances per split (drawn with
     ``seed``). Returns the paths (``files[split][task]``), the label lists and the split sizes.
     """
@@ -301,9 +312,11 @@ def prepare_snips(data_dir: str, out_dir: str, seed: int = 0, limit: Optional[in
         utterances = subsample(utterances, limit, seed)
         intent_path = os.path.join(out_dir, "intent_%s.tsv" % name)
         slot_path = os.path.join(out_dir, "slot_%s.tsv" % name)
+        joint_path = os.path.join(out_dir, "joint_%s.tsv" % name)
         write_intent_tsv(utterances, intent_path)
         write_palm_tsv(utterances, slot_path=slot_path, intent_labels=intents)
-        info["files"][name] = {"intent": intent_path, "slot": slot_path}
+        write_joint_tsv(utterances, joint_path)
+        info["files"][name] = {"intent": intent_path, "slot": slot_path, "joint": joint_path}
         info["sizes"][name] = len(utterances)
     for fname, value in (("intent_labels.json", intents), ("slot_label_map.json", tags)):
         with open(os.path.join(out_dir, fname), "w", encoding="utf-8") as f:

@@ -65,11 +65,12 @@ def main_task_name(tasks: Sequence[TaskSpec], requested: Optional[str] = None) -
 
 def input_groups(tasks: Sequence[TaskSpec]) -> List[List[int]]:
     """Task indices grouped by shared train reader: tasks over the same examples (one reader
-    object whose batches carry every task's labels) train with one encoder pass per batch."""
+    object whose batches carry every task's labels, or views of one such reader, e.g.
+    ``JointLabelReader.view``) train with one encoder pass per batch."""
     groups: List[List[int]] = []
     by_reader = {}
     for i, t in enumerate(tasks):
-        key = id(t.reader)
+        key = id(getattr(t.reader, "input_source", t.reader))  # views of one reader share its batches
         if t.reader is not None and key in by_reader:
             groups[by_reader[key]].append(i)
         else:

@@ -21,7 +21,7 @@ import numpy as np
 from paddlepalm.errors import DataError
 from paddlepalm.reader.batching import Batch, Batcher, Feature, pad_batch
 from paddlepalm.reader.formats import FORMATS, read_records, resolve_format
-from paddlepalm.tokenizer import Tokenizer
+from paddlepalm.tokenizer import BaseTokenizer, CodepointTokenizer, Tokenizer
 from paddlepalm.utils.init_args import record_init_args
 
 logger = logging.getLogger("paddlepalm")
@@ -31,17 +31,20 @@ PHASES = ("train", "dev", "test", "predict")
 _TOKENIZER_CACHE: Dict[tuple, Tokenizer] = {}
 
 
-def build_tokenizer(vocab_path: Union[str, Tokenizer, None], tokenizer: Union[str, Tokenizer] = "wordpiece",
-                    do_lower_case: Optional[bool] = None) -> Tokenizer:
-    """A tokenizer from a vocab file, a checkpoint dir or an existing :class:`Tokenizer`.
+def build_tokenizer(vocab_path: Union[str, BaseTokenizer, None], tokenizer: Union[str, BaseTokenizer] = "wordpiece",
+                    do_lower_case: Optional[bool] = None) -> BaseTokenizer:
+    """A tokenizer from a vocab file, a checkpoint dir or an existing tokenizer;
+    ``tokenizer='codepoint'`` is Canine's (no vocabulary: ``vocab_path`` may be None).
 
     ``do_lower_case=None`` follows the checkpoint's tokenizer config, else guesses from the vocab
     (a vocab without upper-case tokens is uncased).
     """
-    if isinstance(tokenizer, Tokenizer):
+    if isinstance(tokenizer, BaseTokenizer):
         return tokenizer
-    if isinstance(vocab_path, Tokenizer):
+    if isinstance(vocab_path, BaseTokenizer):
         return vocab_path
+    if tokenizer == "codepoint" and (vocab_path is None or not os.path.isdir(vocab_path)):
+        return CodepointTokenizer()
     if vocab_path is None:
         raise ValueError("a reader needs vocab_path (vocab file or checkpoint dir) or a Tokenizer")
     key = (os.path.abspath(str(vocab_path)), tokenizer, do_lower_case)
@@ -55,7 +58,8 @@ def build_tokenizer(vocab_path: Union[str, Tokenizer, None], tokenizer: Union[st
             lower = _vocab_is_uncased(vocab_path) if do_lower_case is None else do_lower_case
             tok = Tokenizer.from_vocab(vocab_path, do_lower_case=lower)
         else:
-            raise ValueError("unknown tokenizer %r; expected 'wordpiece', 'bpe' or a Tokenizer" % tokenizer)
+            raise ValueError("unknown tokenizer %r; expected 'wordpiece', 'bpe', 'codepoint' or a Tokenizer"
+                             % tokenizer)
         _TOKENIZER_CACHE[key] = tok
     return _TOKENIZER_CACHE[key]
 
@@ -81,6 +85,7 @@ class Reader:
     optional_fields: Sequence[str] = ("text_b",)  # read when present; never null
     pad_values: Dict[str, Any] = {}
     meta_fields: Sequence[str] = ()  # feature fields kept for postprocessing, never batched
+    max_rows_per_batch: Optional[int] = None  # cap on encoder rows (chunks) per batch, if any
 
     def __init__(self, vocab_path: Union[str, Tokenizer, None] = None, max_len: int = 128,
                  tokenizer: Union[str, Tokenizer] = "wordpiece", lang: str = "en",
@@ -212,7 +217,7 @@ class Reader:
         train = self.phase == "train"
         self._batcher = Batcher(features, self._batch_size, self.collate,
                                 shuffle=train and shuffle_train, seed=self.seed,
-                                bucket=self.bucket_by_length and train)
+                                bucket=self.bucket_by_length and train, max_rows=self.max_rows_per_batch)
         logger.info("%s: %d examples -> %d features from %s", self.describe(), len(self.examples),
                     len(features), source)
         return self
@@ -300,8 +305,10 @@ class Reader:
                  "attention_mask": [[-1, -1], "int64"]}
         if self.features:
             for name, value in self.features[0].items():
-                if name not in attrs and name not in self.meta_fields:
+                if name not in attrs and name not in self.meta_fields and name != "chunks":
                     attrs[name] = [[-1, -1] if isinstance(value, (list, tuple)) else [-1], "int64"]
+            if "chunks" in self.features[0]:  # rows are chunks; chunk_rows/chunk_mask group them
+                attrs.update(chunk_rows=[[-1, -1], "int64"], chunk_mask=[[-1, -1], "int64"])
         return attrs
 
     def get_epoch_outputs(self) -> Dict[str, Any]:
