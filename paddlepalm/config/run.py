@@ -56,7 +56,7 @@ def training_arguments(s: Dict[str, Any], output_dir: str, objective, resume: Op
                              objective=objective, patience=s["patience"], save_path=output_dir,
                              save_steps=s["save_steps"], keep_last=s["keep_last"], print_steps=s["print_steps"],
                              progress=progress, resume=resume, resume_strict=resume_strict,
-                             diagnostics_steps=s["diagnostics_steps"])
+                             diagnostics_steps=s["diagnostics_steps"], num_threads=s.get("num_threads"))
 
 
 def _attach_distillation(config: Config, s: Dict[str, Any], engine):

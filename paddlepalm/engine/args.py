@@ -28,6 +28,8 @@ class TrainingArguments:
     ``diagnostics_steps``: with a balancer, measure the cosine similarity of the task gradients on
     the shared encoder every N steps and log it with each task's effective weight (0: never;
     weighting methods pay one backward per task on those steps, gradient surgery nothing).
+    ``num_threads``: CPU intra-op threads for this run (None: the process default, the usable
+    physical cores unless OMP_NUM_THREADS / MKL_NUM_THREADS / PADDLEPALM_NUM_THREADS say otherwise).
     """
 
     num_epochs: float = 3.0
@@ -49,6 +51,7 @@ class TrainingArguments:
     resume_strict: bool = False
     stop_after: Optional[int] = None
     diagnostics_steps: Optional[int] = 50
+    num_threads: Optional[int] = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def updated(self, **changes: Any) -> "TrainingArguments":

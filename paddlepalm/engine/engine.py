@@ -191,6 +191,9 @@ class Engine:
         for t in self.tasks:
             t.reader.register_with(self.backbone)
         self.strategy.start(loop)
+        from paddlepalm._env import configure_run_threads
+
+        loop.threads = configure_run_threads(args.num_threads)  # logged, and in the run's summary
         return loop.run()
 
     def _resume(self, args: TrainingArguments) -> None:

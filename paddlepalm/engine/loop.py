@@ -272,7 +272,8 @@ class FitLoop:
         s = self.state
         return {"steps": s.global_step, "task_steps": dict(s.task_steps),
                 "wall_seconds": time.time() - self.start_time, "best_score": s.best_score,
-                "stopped_early": s.stopped_early, "last_eval": s.history[-1]["eval"] if s.history else None}
+                "stopped_early": s.stopped_early, "last_eval": s.history[-1]["eval"] if s.history else None,
+                "threads": getattr(self, "threads", None)}
 
     # ------------------------------------------------------------------ checkpoint state
     def training_state(self) -> Dict[str, Any]:
