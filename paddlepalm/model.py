@@ -91,7 +91,6 @@ class PalmModel:
 
         import paddlepalm.head  # noqa: F401  (registers the built-in heads and readers: a fresh
         import paddlepalm.reader  # noqa: F401  process may load a model before importing either)
-        from paddlepalm.backbone import FAMILIES, build_encoder
         from paddlepalm.registry import HEADS, READERS
 
         meta_path = os.path.join(path, MODEL_FILE)
@@ -101,10 +100,7 @@ class PalmModel:
             self.meta = json.load(f)
         self.path = path
         backbone_dir = os.path.join(path, BACKBONE_DIR)
-        self.backbone = FAMILIES.get(self.meta.get("backbone_class", "").lower()) or build_encoder
-        self.backbone = build_encoder(backbone_dir, phase="predict") if self.backbone is build_encoder \
-            else self.backbone.from_pretrained(backbone_dir, phase="predict")
-        self.backbone.eval()
+        self.backbone = self._load_backbone(backbone_dir)
         head_state = paddle.load(os.path.join(path, HEADS_FILE))
         self.readers, self.heads = {}, {}
         built_heads = {}
@@ -132,6 +128,22 @@ class PalmModel:
             self.heads[name] = built_heads[owner]
         self._lock = threading.Lock()
 
+    def _load_backbone(self, backbone_dir: str):
+        """The encoder in eval mode (deployment subclasses that run another engine return None)."""
+        from paddlepalm.backbone import FAMILIES, build_encoder
+
+        family = FAMILIES.get(self.meta.get("backbone_class", "").lower())
+        backbone = family.from_pretrained(backbone_dir, phase="predict") if family else \
+            build_encoder(backbone_dir, phase="predict")
+        backbone.eval()
+        return backbone
+
+    def _forward(self, task: str, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """One padded batch (numpy) -> the head's outputs (numpy); deployment backends override it."""
+        from paddlepalm.forward import outputs_to_numpy, run_task, to_tensors
+
+        return outputs_to_numpy(run_task(self.backbone, self.heads[task], to_tensors(batch)))
+
     @property
     def tasks(self) -> List[str]:
         return list(self.meta["tasks"])
@@ -140,8 +152,6 @@ class PalmModel:
                 batch_size: int = 32) -> List[Dict[str, Any]]:
         """Predict for raw inputs (strings, (text_a, text_b) pairs, or example dicts)."""
         import paddle
-
-        from paddlepalm.forward import outputs_to_numpy, run_task, to_tensors
 
         if task not in self.readers:
             raise KeyError("unknown task %r; this model has %s" % (task, ", ".join(self.tasks)))
@@ -153,8 +163,7 @@ class PalmModel:
         records = []
         with self._lock, paddle.no_grad():
             for batch in reader.iterator(num_epochs=1):
-                out = run_task(self.backbone, head, to_tensors(batch))
-                records += head.batch_postprocess(outputs_to_numpy(out), batch)
+                records += head.batch_postprocess(self._forward(task, batch), batch)
         return head.predictions(records, reader)
 
 
