@@ -180,3 +180,19 @@ def test_dygraph_backend_is_palm_load(exported):
 
     model_dir, model, _ = exported
     assert Predictor(model_dir, backend="dygraph").predict("slot", SLOT_TEXTS) == model.predict("slot", SLOT_TEXTS)
+
+
+def test_cli_export_onnx_and_errors(exported, tmp_path, capsys):
+    from paddlepalm.cli import main
+
+    model_dir, model, _ = exported
+    out = str(tmp_path / "cli_export")
+    assert main(["export", model_dir, "--format", "onnx", "--tasks", "cls", "--out", out]) == 0
+    manifest = json.load(open(os.path.join(out, "paddlepalm_deploy.json")))
+    assert list(manifest["tasks"]) == ["cls"] and os.path.isfile(os.path.join(out, "cls", "model.onnx"))
+    assert "onnx_int8" not in manifest["tasks"]["cls"]
+    assert main(["export", model_dir, "--out", str(tmp_path / "y"), "--dev", "cls"]) == 1
+    assert "--dev 'cls': expected TASK=FILE" in capsys.readouterr().err
+    assert main(["export", model_dir, "--out", str(tmp_path / "y"), "--dev", "cls=a.tsv"]) == 1
+    assert "pass int8=True" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "y")

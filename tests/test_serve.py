@@ -202,3 +202,28 @@ def test_batcher_keeps_other_requests_when_one_fails():
     batcher.close()
     with pytest.raises(ShuttingDown):
         batcher.submit("t", ["e"])
+
+
+def test_one_log_line_per_request_with_latency(model, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="paddlepalm.serve")
+    with running(model) as (host, port, _, _):
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        post_json(conn, "/v1/predict", {"task": "cls", "texts": ["play jazz", "book a table"]})
+        post_json(conn, "/v1/predict", {"task": "nope", "texts": ["x"]})
+        conn.request("GET", "/health")
+        conn.getresponse().read()
+    lines = [r.getMessage() for r in caplog.records if r.name == "paddlepalm.serve" and r.getMessage().endswith(
+             ("ms", "texts=2"))]
+    assert len(lines) == 3
+    assert lines[0].startswith("POST /v1/predict 200 ") and lines[0].endswith(" ms task=cls texts=2")
+    assert lines[1].startswith("POST /v1/predict 404 ") and lines[2].startswith("GET /health 200 ")
+    assert float(lines[0].split()[3]) > 0  # the latency in ms
+
+
+def test_serve_binds_loopback_by_default():
+    from paddlepalm.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "some/model"])
+    assert args.host == "127.0.0.1" and args.backend == "auto" and args.max_queue >= 1

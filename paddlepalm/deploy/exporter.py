@@ -56,7 +56,7 @@ def export(model: Union[str, "PalmModel"], out: Optional[str] = None, formats: S
     if int8 and "onnx" not in formats:
         raise ValueError("int8 quantization works on the ONNX model: add format 'onnx'")
     if dev_files and not int8:
-        raise ValueError("dev files are for the fp32-vs-int8 accuracy check: pass int8=True")
+        raise ValueError("dev files are for the fp32-vs-int8 accuracy check: pass int8=True (--int8)")
     palm_model = model if isinstance(model, PalmModel) else PalmModel(model)
     if palm_model.backbone is None:
         raise ValueError("export needs the Paddle model: pass a model dir or palm.load(dir)")
