@@ -42,6 +42,13 @@ def _serve(args) -> int:
     settings = ServeSettings(max_body_bytes=args.max_body_bytes, max_texts=args.max_texts,
                              max_text_chars=args.max_text_chars, max_batch=args.max_batch,
                              max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, workers=args.workers)
-    serve(resolve_checkpoint(args.model_dir), args.host, args.port, args.backend, args.precision, args.threads,
-          args.export_dir, settings, args.graceful_timeout)
+    from paddlepalm.errors import PalmError
+
+    try:
+        serve(resolve_checkpoint(args.model_dir), args.host, args.port, args.backend, args.precision, args.threads,
+              args.export_dir, settings, args.graceful_timeout)
+    except (ImportError, ValueError) as e:  # a missing extra, a bad backend/precision: one clear line
+        if isinstance(e, PalmError):
+            raise
+        raise PalmError(str(e)) from e
     return 0
