@@ -111,10 +111,9 @@ def check_against(pipeline: HFPipeline, palm_model, intent_texts: List[str], slo
         reader = palm_model.readers[task].clone("predict")
         reader.load_examples(reader.make_examples(texts), len(texts))
         batch = next(iter(reader.iterator(num_epochs=1)))
-        import paddle
+        from paddlepalm.engine.inference import infer_outputs
 
-        with paddle.no_grad():
-            ours = palm_model._forward(task, batch)["logits"]
+        ours = infer_outputs(palm_model.backbone, palm_model.heads[task], batch)["logits"]
         order = np.argsort(batch["feature_index"])
         ours = ours[order]
         if task == "slot":

@@ -21,7 +21,8 @@ from paddlepalm.version import __version__  # noqa: E402
 
 _SUBMODULES = {
     "backbone", "tokenizer", "reader", "head", "metrics", "optimizer", "lr_sched",
-    "downloader", "config", "cli", "distributed", "report", "utils",
+    "downloader", "config", "cli", "distributed", "report", "utils", "engine", "compat", "checkpoint",
+    "artifact", "model",
 }
 _ATTRIBUTES = {
     "Trainer": "paddlepalm.trainer",

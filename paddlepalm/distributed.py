@@ -4,8 +4,9 @@ Start a script (or the ``paddlepalm`` command line) under Paddle's own launcher:
 
     python -m paddle.distributed.launch --nproc_per_node 2 train.py        # CPU: gloo, GPU: NCCL
 
-and :class:`~paddlepalm.MultiHeadTrainer` trains data-parallel with no change to the script. The
-scheme (see ``docs/distributed.md``):
+and :class:`~paddlepalm.MultiHeadTrainer` trains data-parallel with no change to the script (its
+fit loop picks the :class:`~paddlepalm.engine.strategy.DataParallel` strategy, which calls the
+collectives below). The scheme (see ``docs/distributed.md``):
 
 * every rank runs the same sampler with the same seed, so all ranks train the same task at each
   step (checked at the start and every :data:`SYNC_CHECK_STEPS` steps);
@@ -55,7 +56,7 @@ def init() -> bool:
     The device is the one the launcher gave this rank: ``gpu:<FLAGS_selected_gpus>`` (that is
     ``gpu:<local rank>`` with the default ``--devices``) with the NCCL backend, or the CPU with
     gloo when Paddle has no GPU (the launcher then sets ``PADDLE_DISTRI_BACKEND=gloo``).
-    Call it before building the model; :meth:`MultiHeadTrainer.train` calls it too.
+    Call it before building the model; the data-parallel strategy calls it when training starts.
     """
     if _STATE["initialized"]:
         return True
@@ -76,13 +77,18 @@ def init() -> bool:
     return True
 
 
-def world_size() -> int:
-    """Number of data-parallel ranks (1 in a single process).
+def is_initialized() -> bool:
+    """True once this process has joined the launcher's process group (:func:`init`)."""
+    return _STATE["initialized"]
 
-    Under the launcher the first call joins the process group (see :func:`init`), so every rank
-    must reach it -- as all ranks do when they run the same training script.
+
+def world_size() -> int:
+    """Number of data-parallel ranks in the joined process group (1 before :func:`init`).
+
+    Asking never joins the process group: training joins it explicitly through its strategy
+    (:class:`paddlepalm.engine.strategy.DataParallel`), or a script calls :func:`init`.
     """
-    if not init():
+    if not _STATE["initialized"]:
         return 1
     import paddle.distributed as dist
 
@@ -90,9 +96,10 @@ def world_size() -> int:
 
 
 def rank() -> int:
-    """This process's rank (0 in a single process); joins the process group like :func:`world_size`."""
-    if not init():
-        return 0
+    """This process's rank: the process group's, or the launcher's ``PADDLE_TRAINER_ID`` before
+    :func:`init` (0 in a single process)."""
+    if not _STATE["initialized"]:
+        return int(os.environ.get("PADDLE_TRAINER_ID", os.environ.get("PADDLE_GLOBAL_RANK", "0")) or 0)
     import paddle.distributed as dist
 
     return dist.get_rank()
@@ -295,48 +302,6 @@ def check_same(value: Any, what: str) -> None:
 
 def _digest(obj: Any) -> int:
     return zlib.crc32(pickle.dumps(obj, protocol=4))
-
-
-# ----------------------------------------------------------------------------- trainer hooks
-def start_training(engine) -> None:
-    """Called by ``MultiHeadTrainer.train`` before its loop: align the replicas.
-
-    Checks that every rank has the same tasks and data sizes, then copies rank 0's parameters and
-    its sampler and reader positions to all ranks (readers built with ``seed=None`` get rank 0's
-    random seed, so the ranks share one data order).
-    """
-    if world_size() == 1:
-        return
-    world = world_size()
-    plan = [(t.name, t.reader.num_examples, t.reader.batch_size) for t in engine.trainers]
-    check_same((plan, engine.sampler.total_steps, engine.sampling), "the tasks and their data "
-               "(task, examples, batch_size), total steps and sampling strategy")
-    for t in engine.trainers:
-        if t.reader.batch_size < world:
-            raise ValueError("task %r: batch_size %d is smaller than the %d ranks; in data-parallel "
-                             "training batch_size is the global batch" % (t.name, t.reader.batch_size, world))
-        if t.reader.batch_size % world:
-            logger.warning("task %r: global batch_size %d does not split evenly over %d ranks; "
-                           "ranks get %d or %d rows", t.name, t.reader.batch_size, world,
-                           t.reader.batch_size // world, -(-t.reader.batch_size // world))
-    broadcast_parameters([p for _, p in engine.named_parameters()])
-    state = broadcast_object({"sampler": engine.sampler.state_dict(),
-                              "readers": {t.name: t.reader.state_dict() for t in engine.trainers}})
-    engine.sampler.set_state_dict(state["sampler"])
-    for t in engine.trainers:
-        t.reader.set_state_dict(state["readers"][t.name])
-    engine._iterators = None
-    check_in_sync(engine)
-
-
-def check_in_sync(engine) -> None:
-    """Compare step, sampler and reader positions across ranks (raises if they diverged)."""
-    if world_size() == 1:
-        return
-    state = (engine.global_step, engine.sampler.step, list(engine.sampler.counts),
-             _digest(engine.sampler.rng.bit_generator.state),
-             [(t.reader.batcher.epoch, t.reader.batcher.position) for t in engine.trainers])
-    check_same(state, "(step, sampler step, task counts, sampler RNG digest, reader positions)")
 
 
 # ----------------------------------------------------------------------------- launching

@@ -1,108 +1,44 @@
-"""One artifact per model: a directory that holds the encoder, every head, label maps, tokenizer
-files and task definitions, so ``palm.load(dir)`` can predict without the training script.
-
-Layout::
-
-    <dir>/paddlepalm_model.json    task definitions: reader/head types and arguments, label vocab
-    <dir>/backbone/                encoder in paddlepalm's checkpoint layout + tokenizer files
-    <dir>/heads.pdparams           every head's parameters, keyed "<task>.<param>"
+"""``palm.load(dir)``: a saved model (see :mod:`paddlepalm.artifact`) ready to predict and evaluate
+without the training script. ``dir`` may be a model, a checkpoint or a training output folder
+(its ``best/``, else its newest checkpoint: :func:`paddlepalm.engine.checkpoints.resolve_model_dir`).
 """
-import json
 import os
 import threading
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
-
-from paddlepalm.errors import CheckpointError
-
-MODEL_FILE = "paddlepalm_model.json"
-HEADS_FILE = "heads.pdparams"
-BACKBONE_DIR = "backbone"
-FORMAT_VERSION = 1
-_PATH_ARGS = ("vocab_path", "tokenizer", "label_map_config")
-
-
-def _jsonable(value: Any, where: str):
-    from paddlepalm.reader.labels import LabelMap
-
-    if isinstance(value, LabelMap):
-        return list(value.labels)
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, where) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v, where) for k, v in value.items()}
-    raise CheckpointError("%s: cannot save argument of type %s in %s" % (where, type(value).__name__, MODEL_FILE))
-
-
-def task_definition(task) -> Dict[str, Any]:
-    """The JSON description of one trainer's reader and head."""
-    from paddlepalm.registry import HEADS, READERS
-    from paddlepalm.utils.init_args import component_type
-
-    reader = task.reader or task.predict_reader
-    head = task.head or task.pred_head
-    if reader is None or head is None:
-        raise CheckpointError("task %r needs a reader and a head to be saved" % task.name)
-    reader_args = {k: v for k, v in getattr(reader, "_init_args", {}).items() if k not in _PATH_ARGS
-                   and k != "phase"}
-    head_args = {k: v for k, v in getattr(head, "_init_args", {}).items() if k != "phase"}
-    return {
-        "reader": {"type": component_type(reader, READERS),
-                   "args": _jsonable(reader_args, "task %r reader" % task.name)},
-        "head": {"type": component_type(head, HEADS), "args": _jsonable(head_args, "task %r head" % task.name)},
-        "label_vocab": reader.label_vocab(),
-        "mix_ratio": task.mix_ratio,
-    }
-
-
-def save_model(path: str, backbone, tasks: Sequence, tokenizer) -> str:
-    """Write the artifact (non-atomic; callers save into a temp dir and rename)."""
-    import paddle
-
-    from paddlepalm.backbone.weights import save_native
-
-    os.makedirs(path, exist_ok=True)
-    save_native(backbone, os.path.join(path, BACKBONE_DIR), extra_files=tuple(tokenizer.files))
-    heads = {}
-    seen = set()
-    for t in tasks:
-        head = t.head or t.pred_head
-        if id(head) in seen:
-            continue
-        seen.add(id(head))
-        for k, v in head.state_dict().items():
-            heads["%s.%s" % (t.head_owner, k)] = v
-    paddle.save(heads, os.path.join(path, HEADS_FILE))
-    meta = {"format_version": FORMAT_VERSION, "backbone_class": type(backbone).__name__,
-            "tasks": {t.name: dict(task_definition(t), head_owner=t.head_owner) for t in tasks}}
-    with open(os.path.join(path, MODEL_FILE), "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=2, ensure_ascii=False)
-    return path
+from paddlepalm.artifact import BACKBONE_DIR, HEADS_FILE, MODEL_FILE, read_head_weights, read_meta  # noqa: F401
+from paddlepalm.artifact import load_head_weights, save_model, task_definition  # noqa: F401  (public names)
 
 
 class PalmModel:
-    """A loaded artifact: ``predict(task, inputs)`` for any of its tasks. Thread-safe."""
+    """A loaded model: ``predict(task, inputs)`` returns predictions, ``evaluate(task, file)``
+    returns metrics, for any of its tasks. Thread-safe."""
 
     def __init__(self, path: str):
-        import paddle
-
         import paddlepalm.head  # noqa: F401  (registers the built-in heads and readers: a fresh
         import paddlepalm.reader  # noqa: F401  process may load a model before importing either)
+        from paddlepalm.engine.checkpoints import resolve_model_dir
+
+        path = resolve_model_dir(path)
+        self.meta = read_meta(path)
+        self.path = path
+        self.backbone = self._load_backbone(os.path.join(path, BACKBONE_DIR))
+        self.readers, self.heads = {}, {}
+        self._build_tasks(os.path.join(path, BACKBONE_DIR), read_head_weights(path))
+        self._lock = threading.Lock()
+
+    def _load_backbone(self, backbone_dir: str):
+        from paddlepalm.backbone import FAMILIES, build_encoder
+
+        family = FAMILIES.get(self.meta.get("backbone_class", "").lower())
+        backbone = family.from_pretrained(backbone_dir, phase="predict") if family else \
+            build_encoder(backbone_dir, phase="predict")
+        backbone.eval()
+        return backbone
+
+    def _build_tasks(self, backbone_dir: str, head_state: Dict[str, Any]) -> None:
         from paddlepalm.registry import HEADS, READERS
 
-        meta_path = os.path.join(path, MODEL_FILE)
-        if not os.path.isfile(meta_path):
-            raise CheckpointError("%s: not a paddlepalm model directory (missing %s)" % (path, MODEL_FILE))
-        with open(meta_path, encoding="utf-8") as f:
-            self.meta = json.load(f)
-        self.path = path
-        backbone_dir = os.path.join(path, BACKBONE_DIR)
-        self.backbone = self._load_backbone(backbone_dir)
-        head_state = paddle.load(os.path.join(path, HEADS_FILE))
-        self.readers, self.heads = {}, {}
         built_heads = {}
         for name, spec in self.meta["tasks"].items():
             reader_cls = READERS.get(spec["reader"]["type"])
@@ -115,56 +51,48 @@ class PalmModel:
             owner = spec.get("head_owner", name)
             if owner not in built_heads:
                 head = HEADS.get(spec["head"]["type"])(phase="predict", **spec["head"]["args"])
-                prefix = owner + "."
-                state = {k[len(prefix):]: v for k, v in head_state.items() if k.startswith(prefix)}
-                missing = [k for k in head.state_dict() if k not in state]
-                if missing:
-                    raise CheckpointError("%s: head %r misses %s" % (os.path.join(path, HEADS_FILE), owner,
-                                                                     ", ".join(missing)))
-                head.set_state_dict(state)
+                load_head_weights(head, head_state, owner, os.path.join(self.path, HEADS_FILE))
                 head.attach_backbone(self.backbone)
                 head.eval()
                 built_heads[owner] = head
             self.heads[name] = built_heads[owner]
-        self._lock = threading.Lock()
 
-    def _load_backbone(self, backbone_dir: str):
-        """The encoder in eval mode (deployment subclasses that run another engine return None)."""
-        from paddlepalm.backbone import FAMILIES, build_encoder
-
-        family = FAMILIES.get(self.meta.get("backbone_class", "").lower())
-        backbone = family.from_pretrained(backbone_dir, phase="predict") if family else \
-            build_encoder(backbone_dir, phase="predict")
-        backbone.eval()
-        return backbone
-
-    def _forward(self, task: str, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        """One padded batch (numpy) -> the head's outputs (numpy); deployment backends override it."""
-        from paddlepalm.forward import outputs_to_numpy, run_task, to_tensors
-
-        return outputs_to_numpy(run_task(self.backbone, self.heads[task], to_tensors(batch)))
+    def _engine_forward(self, task: str):
+        """The forward replacing the Paddle one for ``task`` (deployment backends), or None."""
+        return None
 
     @property
     def tasks(self) -> List[str]:
         return list(self.meta["tasks"])
 
-    def predict(self, task: str, inputs: Sequence[Any] = None, texts: Sequence[Any] = None,
-                batch_size: int = 32) -> List[Dict[str, Any]]:
-        """Predict for raw inputs (strings, (text_a, text_b) pairs, or example dicts)."""
-        import paddle
-
+    def _reader(self, task: str):
         if task not in self.readers:
             raise KeyError("unknown task %r; this model has %s" % (task, ", ".join(self.tasks)))
+        return self.readers[task].clone("predict")
+
+    def predict(self, task: str, inputs: Sequence[Any] = None, texts: Sequence[Any] = None,
+                batch_size: int = 32) -> List[Dict[str, Any]]:
+        """Predictions for raw inputs (strings, (text_a, text_b) pairs, or example dicts), in order."""
+        from paddlepalm.engine.inference import predict_reader
+
         inputs = texts if inputs is None else inputs
-        template = self.readers[task]
-        reader = template.clone("predict")
+        reader = self._reader(task)
         reader.load_examples(reader.make_examples(list(inputs)), batch_size)
-        head = self.heads[task]
-        records = []
-        with self._lock, paddle.no_grad():
-            for batch in reader.iterator(num_epochs=1):
-                records += head.batch_postprocess(self._forward(task, batch), batch)
-        return head.predictions(records, reader)
+        with self._lock:
+            return predict_reader(self.backbone, self.heads[task], reader, forward=self._engine_forward(task))
+
+    def evaluate(self, task: str, data_file: str, batch_size: int = 64, file_format: Optional[str] = None,
+                 output_dir: Optional[str] = None) -> Dict[str, float]:
+        """Metrics of ``task`` on a labelled file read like its training files (predictions are
+        written to ``output_dir`` when given)."""
+        from paddlepalm.engine.inference import evaluate_reader
+
+        reader = self._reader(task)
+        kwargs = {"file_format": file_format} if file_format else {}
+        reader.load_data(data_file, batch_size, **kwargs)
+        with self._lock:
+            return evaluate_reader(self.backbone, self.heads[task], reader, output_dir=output_dir, name=task,
+                                   forward=self._engine_forward(task))
 
 
 def _params(cls) -> List[str]:
@@ -174,5 +102,6 @@ def _params(cls) -> List[str]:
 
 
 def load(path: str) -> PalmModel:
-    """Load a saved paddlepalm model (a ``save`` output or any training checkpoint dir)."""
+    """Load a saved paddlepalm model, a checkpoint, or a training output folder (its ``best/``,
+    else its newest ``ckpt.step<N>/``)."""
     return PalmModel(path)

@@ -208,15 +208,7 @@ def overfit(reader, head, backbone, steps: int = 60, lr: float = 3e-3, seed: int
 
 def predict_all(reader, head, backbone, output_dir=None):
     """Run every batch of the reader through backbone+head; returns (records, metrics)."""
-    import paddle
+    from paddlepalm.engine.inference import infer_records
 
-    from paddlepalm.forward import outputs_to_numpy, run_task, to_tensors
-
-    backbone.eval()
-    head.eval()
-    records = []
-    with paddle.no_grad():
-        for batch in reader.iterator(num_epochs=1):
-            out = run_task(backbone, head, to_tensors(batch))
-            records += head.batch_postprocess(outputs_to_numpy(out), batch)
+    records = infer_records(backbone, head, reader.iterator(num_epochs=1))
     return records, head.epoch_postprocess(records, reader, output_dir)

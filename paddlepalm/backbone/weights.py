@@ -236,7 +236,13 @@ def _native_name_pattern() -> re.Pattern:
 def read_checkpoint(path: str) -> Tuple[EncoderConfig, Dict[str, np.ndarray], LoadReport]:
     """Read any supported layout into (config, native-named numpy state, report)."""
     layout = detect_layout(path)
-    config, state, unused, source = _READERS[layout](path)
+    try:
+        config, state, unused, source = _READERS[layout](path)
+    except CheckpointError:
+        raise
+    except Exception as e:  # a truncated safetensors / JSON / pickle file: say which checkpoint
+        raise CheckpointError("%s: cannot read the %s checkpoint, a file is damaged or truncated (%s: %s)"
+                              % (path, layout, type(e).__name__, e)) from e
     return config, state, LoadReport(source=source, layout=layout, unused_keys=sorted(unused))
 
 

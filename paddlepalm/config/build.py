@@ -6,7 +6,7 @@ into the settings, so ``config.resolved.yaml`` records them.
 """
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from paddlepalm.config.loader import Config, Problem, config_error
@@ -28,6 +28,7 @@ class Run:
     objective: Any = None
     checkpoint: Optional[str] = None
     vocab: Optional[str] = None
+    callbacks: List[Any] = field(default_factory=list)
 
     def trainer(self, name: str):
         return self.engine.trainers[self.engine.task_index(name)]
@@ -58,7 +59,7 @@ def pretrained_dir(settings: Dict[str, Any]) -> Optional[str]:
 
 def build_backbone(settings: Dict[str, Any], checkpoint: Optional[str] = None, phase: str = "train"):
     """The encoder: from a training checkpoint, the pretrained folder, or its config (random)."""
-    from paddlepalm.model import BACKBONE_DIR
+    from paddlepalm.artifact import BACKBONE_DIR
     from paddlepalm.registry import BACKBONES
 
     b = settings["backbone"]
@@ -140,28 +141,18 @@ def build_optimizer(settings: Dict[str, Any]):
 
 
 def read_checkpoint_meta(checkpoint: str) -> Dict[str, Any]:
-    from paddlepalm.model import MODEL_FILE
+    from paddlepalm.artifact import MODEL_FILE
 
     with open(os.path.join(checkpoint, MODEL_FILE), encoding="utf-8") as f:
         return json.load(f)
 
 
 def resolve_checkpoint(path: str) -> str:
-    """A model folder: ``path`` itself, or a training output's ``best/`` (else newest ckpt)."""
-    from paddlepalm import checkpoint as ckpt
-    from paddlepalm.errors import CheckpointError
-    from paddlepalm.model import MODEL_FILE
+    """A model folder: ``path`` itself, or a training output's ``best/`` (else newest ckpt) --
+    the same rule as ``palm.load`` (:func:`paddlepalm.engine.checkpoints.resolve_model_dir`)."""
+    from paddlepalm.engine.checkpoints import resolve_model_dir
 
-    if os.path.isfile(os.path.join(path, MODEL_FILE)):
-        return path
-    best = os.path.join(path, "best")
-    if os.path.isfile(os.path.join(best, MODEL_FILE)):
-        return best
-    latest = ckpt.latest_checkpoint(path)
-    if latest:
-        return latest
-    raise CheckpointError("%s: not a paddlepalm model or training output folder (no %s, best/ or ckpt.step*)"
-                          % (path, MODEL_FILE))
+    return resolve_model_dir(path)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -178,9 +169,8 @@ def build_run(config: Config, mode: str = "train", checkpoint: Optional[str] = N
     """
     import paddle
 
-    from paddlepalm.multihead_trainer import MultiHeadTrainer
+    from paddlepalm.compat.palm2 import MultiHeadTrainer, Trainer
     from paddlepalm.registry import HEADS
-    from paddlepalm.trainer import Trainer
 
     if mode not in MODES:
         raise ValueError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
@@ -234,7 +224,36 @@ def build_run(config: Config, mode: str = "train", checkpoint: Optional[str] = N
     engine.build_forward()
     objective = _objective(config, settings, engine) if mode == "train" else None
     optimizer = build_optimizer(settings) if mode == "train" else None
-    return Run(settings, backbone, built, engine, optimizer, objective, checkpoint, vocab)
+    callbacks = build_callbacks(config, settings) if mode == "train" else []
+    return Run(settings, backbone, built, engine, optimizer, objective, checkpoint, vocab, callbacks)
+
+
+def build_callbacks(config: Config, settings: Dict[str, Any]) -> List[Any]:
+    """The user's ``callbacks:``: dotted paths or ``{type: path, <options>}``, each a Callback."""
+    from paddlepalm.engine import Callback
+    from paddlepalm.registry import CALLBACKS
+
+    built, problems = [], []
+    for i, entry in enumerate(settings.get("callbacks") or []):
+        spec = {"type": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, dict) else None
+        if spec is None or not isinstance(spec.get("type"), str):
+            problems.append(config.problem(("callbacks", i), "expected a dotted path 'pkg.module:Class' or a "
+                                                             "mapping with 'type', got %r" % (entry,)))
+            continue
+        try:
+            cls = CALLBACKS.get(spec.pop("type"))
+            callback = cls(**spec)
+        except (KeyError, TypeError, ValueError) as e:
+            problems.append(config.problem(("callbacks", i), "cannot build the callback: %s" % str(e).strip("'\"")))
+            continue
+        if not isinstance(callback, Callback):
+            problems.append(config.problem(("callbacks", i), "%s is not a paddlepalm.engine.Callback"
+                                           % type(callback).__name__))
+            continue
+        built.append(callback)
+    if problems:
+        raise config_error(problems, config.source)
+    return built
 
 
 def _check_head_size(config: Config, name: str, options: Dict[str, Any], reader, problems: List[Problem]) -> None:

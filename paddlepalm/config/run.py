@@ -20,7 +20,6 @@ logger = logging.getLogger("paddlepalm")
 
 RESOLVED_CONFIG = "config.resolved.yaml"
 RESULTS_FILE = "results.json"
-NEVER = 10 ** 12  # an eval/save period that never comes: only the final one happens
 
 Results = Dict[str, Dict[str, float]]
 
@@ -38,13 +37,25 @@ def _settings(config: Config) -> Dict[str, Any]:
 
 
 def _check_output_dir(config: Config, output_dir: str, resume: Optional[str]) -> None:
-    from paddlepalm import checkpoint as ckpt
+    from paddlepalm.engine import checkpoints as ckpt
 
     taken = ckpt.latest_checkpoint(output_dir) or (os.path.isdir(os.path.join(output_dir, "best")) or None)
     if taken and not resume:
         raise config_error([config.problem(("output_dir",), "%s already holds a training run; resume it with "
                                            "--resume latest or choose another output_dir" % output_dir)],
                            config.source)
+
+
+def training_arguments(s: Dict[str, Any], output_dir: str, objective, resume: Optional[str] = None,
+                       progress: Optional[bool] = None):
+    """The validated settings as the engine's :class:`~paddlepalm.engine.TrainingArguments`."""
+    from paddlepalm.engine import TrainingArguments
+
+    return TrainingArguments(num_epochs=s["epochs"], max_steps=s["max_steps"], main_task=s["main_task"],
+                             accumulate_steps=s["accumulate_steps"], amp=s["amp"], eval_steps=s["eval_steps"],
+                             objective=objective, patience=s["patience"], save_path=output_dir,
+                             save_steps=s["save_steps"], keep_last=s["keep_last"], print_steps=s["print_steps"],
+                             progress=progress, resume=resume)
 
 
 def run_train(config: Config, resume: Optional[str] = None, progress: Optional[bool] = None) -> Results:
@@ -65,12 +76,8 @@ def run_train(config: Config, resume: Optional[str] = None, progress: Optional[b
         with open(os.path.join(output_dir, RESOLVED_CONFIG), "w", encoding="utf-8") as f:
             yaml.safe_dump(run.settings, f, sort_keys=False, allow_unicode=True)
     engine = run.engine
-    has_dev = any(t.dev_reader is not None for t in engine.trainers)
-    engine.fit(optimizer=run.optimizer, num_epochs=s["epochs"], main_task=s["main_task"], save_path=output_dir,
-               save_steps=s["save_steps"] or NEVER, eval_steps=s["eval_steps"] or (NEVER if has_dev else None),
-               objective=run.objective, patience=s["patience"], print_steps=s["print_steps"],
-               max_steps=s["max_steps"], keep_last=s["keep_last"], accumulate_steps=s["accumulate_steps"],
-               amp=s["amp"], resume=resume, progress=progress)
+    engine.fit(optimizer=run.optimizer, args=training_arguments(s, output_dir, run.objective, resume, progress),
+               callbacks=run.callbacks)
     last = engine.history[-1] if engine.history else None
     results = last["eval"] if last and last["step"] == engine.global_step else engine.evaluate()
     if distributed.is_main_process():

@@ -9,7 +9,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from paddlepalm.sampling import STRATEGIES
+from paddlepalm.engine.args import default as _training_default
+from paddlepalm.engine.sampling import STRATEGIES
 
 # How a key's value is checked: a plain value, a section of fixed keys, a mapping of named
 # sections (tasks), or a component (a registered name / dotted path, or a mapping with 'type').
@@ -147,9 +148,10 @@ SCHEMA = Key("config", "A paddlepalm run.", kind=SECTION, keys=(
     SAMPLING,
     OPTIMIZER,
     SCHEDULE,
-    _v("epochs", "float", "Epochs of the main task.", 3.0, minimum=0, above_minimum=True),
+    _v("epochs", "float", "Epochs of the main task.", _training_default("num_epochs"), minimum=0, above_minimum=True),
     _v("max_steps", "int", "Stop after this many steps (overrides `epochs`).", minimum=1),
-    _v("accumulate_steps", "int", "Gradient accumulation: optimizer step every N batches.", 1, minimum=1),
+    _v("accumulate_steps", "int", "Gradient accumulation: optimizer step every N batches.",
+       _training_default("accumulate_steps"), minimum=1),
     _v("amp", "str", "Mixed precision on GPU: `fp16` or `bf16`; `null` trains in fp32.",
        choices=("fp16", "bf16")),
     _v("eval_steps", "int", "Evaluate every task with a `dev` file every N steps; `null`: at the end "
@@ -159,10 +161,13 @@ SCHEMA = Key("config", "A paddlepalm run.", kind=SECTION, keys=(
     _v("patience", "int", "Stop after this many evaluations without a better objective; `null`: never.",
        minimum=1),
     _v("save_steps", "int", "Save a checkpoint every N steps; `null`: at the end only.", minimum=1),
-    _v("keep_last", "int", "Checkpoints kept (the newest); `null` keeps all.", 2, minimum=1),
-    _v("print_steps", "int", "Log the loss every N steps; 0 for never.", 50, minimum=0),
+    _v("keep_last", "int", "Checkpoints kept (the newest); `null` keeps all.", _training_default("keep_last"), minimum=1),
+    _v("print_steps", "int", "Log the loss every N steps; 0 for never.", _training_default("print_steps"), minimum=0),
     _v("output_dir", "str", "Where `train` writes (relative to the current folder).", "output"),
     _v("seed", "int", "Seed of initialisation, shuffling, sampling and dropout.", 0),
+    _v("callbacks", "list", "Your own training callbacks, run after the built-in ones: dotted paths "
+       "`pkg.module:Class`, or mappings `{type: pkg.module:Class, <constructor options>}` (see "
+       "docs/callbacks.md)."),
 ))
 
 

@@ -147,15 +147,15 @@ def export_task(backbone, head, reader, path: str) -> Dict[str, List[str]]:
 def export_model(engine, path: str) -> str:
     """Export every task of a (Multi)Trainer engine, atomically, into ``path``."""
     from paddlepalm.utils.atomic_dir import atomic_directory
-    from paddlepalm.model import task_definition
+    from paddlepalm.artifact import task_definition
 
     def write(tmp):
         tasks = {}
         for t in engine.trainers:
-            backbone, head = engine._inference_pair(t)
+            backbone, head = engine.inference_modules(t)
             reader = t.reader or t.predict_reader or t.dev_reader
             tasks[t.name] = dict(task_definition(t), **export_task(backbone, head, reader, os.path.join(tmp, t.name)))
-        engine._tokenizer().save(os.path.join(tmp, "tokenizer"))
+        engine.tokenizer.save(os.path.join(tmp, "tokenizer"))
         with open(os.path.join(tmp, EXPORT_FILE), "w", encoding="utf-8") as f:
             json.dump({"tasks": tasks}, f, indent=2, ensure_ascii=False)
 

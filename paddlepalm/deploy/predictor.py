@@ -112,7 +112,7 @@ class _PaddleInferenceEngine(_Engine):
 
 
 BACKENDS: Dict[str, Optional[Callable[..., _Engine]]] = {
-    "dygraph": None,  # the Paddle model itself (PalmModel._forward)
+    "dygraph": None,  # the Paddle model itself (palm.load)
     "inference": _PaddleInferenceEngine,
     "onnxruntime": _OnnxRuntimeEngine,
 }
@@ -136,12 +136,12 @@ class Predictor(PalmModel):
         if precision not in allowed:
             raise ValueError("backend %r supports precision %s, got %r" % (backend, ", ".join(allowed), precision))
         self.backend, self.precision, self.threads = backend, precision, threads
-        self.export_dir = export_dir or default_export_dir(model_dir)
         if engine_cls is None and threads:
             from paddle.base import core
 
             core.set_num_threads(int(threads))  # the CPU math library's threads, process-wide
-        super().__init__(model_dir)
+        super().__init__(model_dir)  # resolves a training output folder to its model (self.path)
+        self.export_dir = export_dir or default_export_dir(self.path)
         self.engines: Dict[str, _Engine] = {}
         if engine_cls is not None:
             manifest = read_manifest(self.export_dir)
@@ -155,29 +155,17 @@ class Predictor(PalmModel):
     def _load_backbone(self, backbone_dir: str):
         return super()._load_backbone(backbone_dir) if BACKENDS[self.backend] is None else None
 
-    def _forward(self, task: str, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def _engine_forward(self, task: str):
         engine = self.engines.get(task)
-        return super()._forward(task, batch) if engine is None else engine.run(batch)
+        return engine.run if engine is not None else None
 
     def run(self, task: str, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """A padded numpy batch (as the task's reader makes) -> the head's raw outputs."""
         if task not in self.readers:
             raise KeyError("unknown task %r; this model has %s" % (task, ", ".join(self.tasks)))
         if task in self.engines:
-            return self._forward(task, batch)
-        import paddle
+            return self.engines[task].run(batch)
+        from paddlepalm.engine.inference import infer_outputs
 
-        with self._lock, paddle.no_grad():
-            return self._forward(task, batch)
-
-    def evaluate(self, task: str, path: str, batch_size: int = 32) -> Dict[str, float]:
-        """The head's metrics on a labelled file in the task's format (e.g. a dev file)."""
-        if task not in self.readers:
-            raise KeyError("unknown task %r; this model has %s" % (task, ", ".join(self.tasks)))
-        reader = self.readers[task].clone("test")
-        reader.load_data(path, batch_size)
-        head = self.heads[task]
-        records = []
-        for batch in reader.iterator(num_epochs=1):
-            records += head.batch_postprocess(self.run(task, batch), batch)
-        return head.epoch_postprocess(records, reader)
+        with self._lock:
+            return infer_outputs(self.backbone, self.heads[task], batch)

@@ -11,7 +11,9 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Callable
+from typing import Callable, Optional, Type
+
+from paddlepalm.errors import CheckpointError
 
 _TEMP = re.compile(r"^\.tmp-.*-(\d+)-[a-z0-9_]+(\.old)?$")
 
@@ -58,11 +60,13 @@ def apply_umask(root: str) -> None:
                 os.chmod(path, 0o666 & ~mask)
 
 
-def atomic_directory(path: str, write: Callable[[str], None]) -> str:
+def atomic_directory(path: str, write: Callable[[str], None],
+                     error: Optional[Type[Exception]] = CheckpointError) -> str:
     """Run ``write(tmp_dir)`` and move the result to ``path`` only if it completes.
 
     An existing ``path`` is replaced; on any error nothing at ``path`` changes and the
-    temporary folder is removed. Errors from ``write`` propagate unchanged.
+    temporary folder is removed. The error is raised as ``error`` naming ``path`` and the cause
+    (a full disk is said in words); ``error=None`` re-raises it unchanged.
     """
     parent = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(parent, exist_ok=True)
@@ -79,6 +83,13 @@ def atomic_directory(path: str, write: Callable[[str], None]) -> str:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
+    except Exception as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if error is None or isinstance(e, error):
+            raise
+        full = " -- no space left on the device" if is_disk_full(e) else ""
+        raise error("%s: could not be saved (%s: %s)%s; what was there before is unchanged"
+                    % (path, type(e).__name__, e, full)) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -64,7 +64,8 @@ def run(out, batch=4, steps=20, crash_rank=None, crash_step=None):
     palm.distributed.init()
     trainer = build(batch)
     kwargs = dict(optimizer=palm.optimizer.AdamW(lr=3e-3), max_steps=steps, save_path=os.path.join(out, "ckpt"),
-                  save_steps=10, eval_steps=10, keep_last=1, print_steps=5, progress=False)
+                  save_steps=10, eval_steps=10, keep_last=1, print_steps=5, progress=False,
+                  objective=None)  # no best/ (the default objective is the main task's first metric)
     if crash_rank is not None:
         trainer.fit(stop_after=crash_step, **kwargs)
         if palm.distributed.rank() == crash_rank:
