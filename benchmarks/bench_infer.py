@@ -183,16 +183,23 @@ def pipeline_worker(args):
 def pipeline_main(args):
     threads_list = [int(t) for t in args.threads.split(",")]
     all_rows, diffs = [], {}
+    headers = ["threads", "batch", "task", "variant", "examples", "examples/s", "x dygraph", "x hf",
+               "acc / slot F1 %"]
+
+    def table(rows):
+        return common.format_table(headers, [[r["threads"], r["batch"], r["task"], r["variant"], r["examples"], r["eps"],
+                                              r["x_dygraph"], r["x_hf"] if r["x_hf"] is not None else "-", r["score"]]
+                                             for r in rows])
+
     for threads in threads_list:
         cmd = [sys.executable, os.path.abspath(__file__)] + args._argv + ["--worker-threads", str(threads)]
         result = common.run_worker(cmd, env=common.thread_env(threads))
         all_rows += result["rows"]
         diffs[threads] = result["hf_max_logit_diff"]
-    table = [[r["threads"], r["batch"], r["task"], r["variant"], r["examples"], r["eps"], r["x_dygraph"],
-              r["x_hf"] if r["x_hf"] is not None else "-", r["score"]] for r in all_rows]
+        if len(threads_list) > 1:  # each worker's table as soon as it is done (a long run keeps its halves)
+            print("\n%d thread(s):\n%s" % (threads, table(result["rows"])), flush=True)
     print()
-    print(common.format_table(["threads", "batch", "task", "variant", "examples", "examples/s", "x dygraph",
-                               "x hf", "acc / slot F1 %"], table))
+    print(table(all_rows))
     print("full pipeline: raw text -> tokenizer -> engine -> post-processing (CRF Viterbi) -> labels; "
           "medians of %d alternating rounds; HF pipeline max |logit diff| to paddlepalm: %s"
           % (args.rounds, ", ".join("%s thread(s) %.1e" % (k, v) for k, v in diffs.items() if v is not None)))
