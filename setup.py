@@ -33,12 +33,13 @@ setup(
         "tqdm>=4.40",
         "tokenizers>=0.13",
         "safetensors>=0.3",
+        "filelock>=3.12",
     ],
     extras_require={
         "cpu": ["paddlepaddle>=2.6"],
         "gpu": ["paddlepaddle-gpu>=2.6"],
         "plot": ["matplotlib>=3.3"],
-        "test": ["pytest>=7", "seqeval>=1.2"],
+        "test": ["pytest>=7", "seqeval>=1.2", "matplotlib>=3.3"],  # the report tests draw real PNGs
         # deployment (paddlepalm.deploy), optional: ONNX export + ONNX Runtime (+ int8), and the HTTP service
         "onnx": ["paddle2onnx==2.1.0", "onnx>=1.16", "onnxruntime>=1.18"],
         "serve": ["starlette>=0.37", "uvicorn>=0.29"],

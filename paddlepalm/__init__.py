@@ -22,7 +22,7 @@ from paddlepalm.version import __version__  # noqa: E402
 _SUBMODULES = {
     "backbone", "tokenizer", "reader", "head", "metrics", "optimizer", "lr_sched",
     "downloader", "config", "cli", "distributed", "report", "utils", "engine", "compat", "checkpoint",
-    "artifact", "model",
+    "artifact", "model", "balancing",
 }
 _ATTRIBUTES = {
     "Trainer": "paddlepalm.trainer",

@@ -43,12 +43,16 @@ def task_definition(task) -> Dict[str, Any]:
     head = task.head or task.pred_head
     if reader is None or head is None:
         raise CheckpointError("task %r needs a reader and a head to be saved" % task.name)
-    reader_args = {k: v for k, v in getattr(reader, "_init_args", {}).items() if k not in _PATH_ARGS
+    source = getattr(reader, "input_source", reader)  # a view of a shared reader: save the reader
+    reader_args = {k: v for k, v in getattr(source, "_init_args", {}).items() if k not in _PATH_ARGS
                    and k != "phase"}
     head_args = {k: v for k, v in getattr(head, "_init_args", {}).items() if k != "phase"}
+    reader_spec = {"type": component_type(source, READERS), "args": _jsonable(reader_args, "task %r reader" % task.name)}
+    if source is not reader:  # which view this task reads, and every label map of the reader
+        reader_spec["view"] = reader.field
+        reader_spec["label_args"] = _jsonable(source.label_args(), "task %r reader" % task.name)
     return {
-        "reader": {"type": component_type(reader, READERS),
-                   "args": _jsonable(reader_args, "task %r reader" % task.name)},
+        "reader": reader_spec,
         "head": {"type": component_type(head, HEADS), "args": _jsonable(head_args, "task %r head" % task.name)},
         "label_vocab": reader.label_vocab(),
         "mix_ratio": task.mix_ratio,

@@ -167,6 +167,10 @@ def slice_batch(batch: Dict[str, Any], lo: int, hi: int) -> Dict[str, Any]:
     are kept. Padding stays as in the global batch, so a row sees exactly the inputs it would in
     one process.
     """
+    if "chunk_rows" in batch:  # long documents: whole documents with their chunks
+        from paddlepalm.reader.batching import slice_documents
+
+        return slice_documents(batch, lo, hi)
     n = _batch_rows(batch)
     pairwise = "pair_rows" in batch
     out = {}
@@ -257,6 +261,18 @@ def allreduce_gradients(parameters: Iterable, bucket_bytes: int = BUCKET_BYTES) 
         for g, piece in zip(bucket, paddle.split(flat, sizes) if len(bucket) > 1 else [flat]):
             paddle.assign(piece.reshape(g.shape), output=g)
     return len(grads)
+
+
+def all_reduce_mean(tensor):
+    """The mean of ``tensor`` over the ranks (the same on every rank). One process: ``tensor``."""
+    world = world_size()
+    if world == 1:
+        return tensor
+    import paddle.distributed as dist
+
+    total = tensor.clone()
+    dist.all_reduce(total)
+    return total / float(world)
 
 
 def broadcast_parameters(parameters: Iterable, src: int = 0) -> None:

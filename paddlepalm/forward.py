@@ -1,6 +1,6 @@
 """The one forward path shared by training, evaluation, prediction and export:
 batch (numpy) -> tensors -> shared encoder -> task head."""
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import paddle
@@ -26,9 +26,21 @@ def encoder_inputs(batch: Dict[str, paddle.Tensor], backbone) -> Dict[str, paddl
     return {k: batch[k] for k in ENCODER_INPUTS if k in wanted and k in batch}
 
 
+def head_encoder_options(heads, extra: Optional[Dict[str, bool]] = None) -> Dict[str, bool]:
+    """What the heads ask of the encoder call (their ``encoder_options()``, e.g.
+    ``output_hidden_states``), with ``extra``; an option any of them turns on is on."""
+    options: Dict[str, bool] = dict(extra or {})
+    for head in heads:
+        for name, value in (head.encoder_options() if hasattr(head, "encoder_options") else {}).items():
+            options[name] = bool(options.get(name)) or bool(value)
+    return options
+
+
 def run_task(backbone, head, batch: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
-    """Encoder then head; returns the head's outputs (with ``'loss'`` when labels are present)."""
-    return head(backbone(**encoder_inputs(batch, backbone)), batch)
+    """Encoder then head; returns the head's outputs (with ``'loss'`` when labels are present).
+
+    The encoder also gets the head's ``encoder_options()`` (e.g. ``output_hidden_states``)."""
+    return head(backbone(**encoder_inputs(batch, backbone), **head_encoder_options([head])), batch)
 
 
 def outputs_to_numpy(outputs: Dict[str, paddle.Tensor]) -> Dict[str, np.ndarray]:

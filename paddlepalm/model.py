@@ -43,11 +43,15 @@ class PalmModel:
         for name, spec in self.meta["tasks"].items():
             reader_cls = READERS.get(spec["reader"]["type"])
             args = dict(spec["reader"]["args"])
-            if spec.get("label_vocab") is not None and "label_map" in _params(reader_cls):
+            if "label_args" in spec["reader"]:  # a view of a reader shared by several tasks
+                args.update(spec["reader"]["label_args"])
+            elif spec.get("label_vocab") is not None and "label_map" in _params(reader_cls):
                 args["label_map"] = spec["label_vocab"]
-            if spec.get("label_vocab") is not None and "label_map_config" in _params(reader_cls):
+            if "label_args" not in spec["reader"] and spec.get("label_vocab") is not None \
+                    and "label_map_config" in _params(reader_cls):
                 args["label_map_config"] = {l: i for i, l in enumerate(spec["label_vocab"])}
-            self.readers[name] = reader_cls(backbone_dir, phase="predict", **args)
+            reader = reader_cls(backbone_dir, phase="predict", **args)
+            self.readers[name] = reader.view(spec["reader"]["view"]) if "view" in spec["reader"] else reader
             owner = spec.get("head_owner", name)
             if owner not in built_heads:
                 head = HEADS.get(spec["head"]["type"])(phase="predict", **spec["head"]["args"])

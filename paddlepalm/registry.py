@@ -45,16 +45,59 @@ class Registry(Generic[T]):
 
 
 def import_object(path: str):
-    """Import ``pkg.mod:Name`` or ``pkg.mod.Name``."""
-    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    """Import ``pkg.mod:Name``, ``pkg.mod.Name`` or ``path/to/file.py:Name`` (a module file)."""
+    module_name, _, attr = path.rpartition(":") if ":" in path else path.rpartition(".")
     try:
-        module = importlib.import_module(module_name)
+        if module_name.endswith(".py"):
+            module = _import_file(module_name)
+        else:
+            module = importlib.import_module(module_name)
     except ImportError as e:
         raise KeyError("cannot import %r: %s" % (path, e)) from None
     try:
         return getattr(module, attr)
     except AttributeError:
         raise KeyError("module %r has no attribute %r" % (module_name, attr)) from None
+
+
+def _import_file(filename: str):
+    """Import a module file under its file name (``my_readers.py`` -> ``my_readers``), once."""
+    import importlib.util
+    import os
+    import sys
+
+    filename = os.path.abspath(filename)
+    if not os.path.isfile(filename):
+        raise ImportError("no such file: %s" % filename)
+    name = os.path.splitext(os.path.basename(filename))[0]
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        if os.path.abspath(getattr(loaded, "__file__", "") or "") == filename:
+            return loaded
+        if _FILE_MODULES.get(name) is not loaded:  # an ordinary module, not a file we loaded
+            raise ImportError("a different module named %r is already imported (%s); rename %s"
+                              % (name, getattr(loaded, "__file__", "built-in"), filename))
+    elif name not in _FILE_MODULES:
+        try:
+            installed = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            installed = None
+        if installed is not None and os.path.abspath(installed.origin or "") != filename:
+            raise ImportError("%s would hide the installed module %r (%s); rename the file"
+                              % (filename, name, installed.origin))
+    spec = importlib.util.spec_from_file_location(name, filename)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # classes pickle and save under this module name
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    _FILE_MODULES[name] = module
+    return module
+
+
+_FILE_MODULES: Dict[str, object] = {}  # module files imported by path (the newest of a name wins)
 
 
 READERS: Registry = Registry("reader")
@@ -64,3 +107,4 @@ OPTIMIZERS: Registry = Registry("optimizer")
 SCHEDULERS: Registry = Registry("lr scheduler")
 SAMPLERS: Registry = Registry("sampler")
 CALLBACKS: Registry = Registry("callback")
+BALANCERS: Registry = Registry("balancer")

@@ -7,9 +7,13 @@ rows ``{"step", "eval": {task: {metric: v}}, "score"}``. The report has
 * ``loss.png`` -- training loss per task against the step,
 * ``dev_metrics.png`` -- each task's main dev metric against the step,
 * ``task_steps.png`` -- how many steps each task got (cumulative over the run, and in total),
+* ``balance.png`` -- with a balancer: gradient cosine per pair of tasks and each task's weight,
 * ``summary.md`` -- steps per task, the final dev metrics of every run side by side with the
   differences from the compared runs (a multi-task run against single-task runs of the same tasks
-  shows negative transfer at a glance), and the plots.
+  shows negative transfer at a glance), the metrics of the results files beside metrics.jsonl
+  (``results.json``; ``test_results.json``, e.g. written by ``paddlepalm evaluate --split test
+  --output RUN_DIR/test_results.json``; any ``--results FILE``), also for runs without a dev file,
+  and the plots.
 
 Each compared run is drawn in the same figures. Plotting needs matplotlib
 (``pip install "paddlepalm[plot]"``); the summary does not.
@@ -27,7 +31,10 @@ METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 # The dev metric drawn and compared for a task: the first of these it has, else its first metric.
 PRIMARY_METRICS = ("accuracy", "f1", "micro_f1", "exact_match")
-MATPLOTLIB_HINT = 'plots need matplotlib: pip install matplotlib (or pip install "paddlepalm[plot]")'
+RESULTS_FILES = (RESULTS_FILE, "test_results.json")  # read when beside metrics.jsonl
+PLOT_EXTRA = 'pip install "paddlepalm[plot]"'
+MATPLOTLIB_HINT = ("plots need matplotlib, which paddlepalm's base install does not include: %s "
+                   "(or pass --no-plots)" % PLOT_EXTRA)
 
 
 class ReportError(PalmError):
@@ -43,6 +50,8 @@ class RunLog:
     loss_rows: List[Dict[str, Any]] = field(default_factory=list)
     eval_rows: List[Dict[str, Any]] = field(default_factory=list)
     results: Optional[Dict[str, Any]] = None  # results.json beside metrics.jsonl, if any
+    result_files: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # file name -> content
+    balance_rows: List[Dict[str, Any]] = field(default_factory=list)  # balancer weights / gradient cosines
 
     @property
     def tasks(self) -> List[str]:
@@ -109,8 +118,10 @@ def metrics_path(run_dir: str) -> str:
     return path
 
 
-def read_run(run_dir: str, name: Optional[str] = None) -> RunLog:
-    """Parse a run's ``metrics.jsonl`` (and ``results.json`` beside it, if present).
+def read_run(run_dir: str, name: Optional[str] = None, results: Sequence[str] = ()) -> RunLog:
+    """Parse a run's ``metrics.jsonl``, the results files beside it (:data:`RESULTS_FILES`) and
+    the extra ``results`` files (JSON ``{task: {metric: value}}``, e.g. ``paddlepalm evaluate
+    --output``).
 
     A malformed line is an error naming the file and line -- except a cut-off last line (a run
     killed while writing), which is skipped.
@@ -123,6 +134,7 @@ def read_run(run_dir: str, name: Optional[str] = None) -> RunLog:
         lines.pop()
     loss: Dict[int, Dict[str, Any]] = {}
     evals: Dict[int, Dict[str, Any]] = {}
+    balance: Dict[int, Dict[str, Any]] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -138,15 +150,31 @@ def read_run(run_dir: str, name: Optional[str] = None) -> RunLog:
             evals[row["step"]] = row
         elif isinstance(row.get("loss"), dict):
             loss[row["step"]] = row
+        elif isinstance(row.get("balance"), dict):
+            balance[row["step"]] = row["balance"]
     run = RunLog(name or os.path.basename(folder.rstrip(os.sep)) or folder, path,
-                 [loss[s] for s in sorted(loss)], [evals[s] for s in sorted(evals)])
+                 [loss[s] for s in sorted(loss)], [evals[s] for s in sorted(evals)],
+                 balance_rows=[dict(balance[s], step=s) for s in sorted(balance)])
     if not run.loss_rows and not run.eval_rows:
         raise ReportError("%s: no loss or eval rows" % path)
-    results = os.path.join(folder, RESULTS_FILE)
-    if os.path.isfile(results):
-        with open(results, encoding="utf-8") as f:
-            run.results = json.load(f)
+    for path in [os.path.join(folder, n) for n in RESULTS_FILES] + list(results):
+        if os.path.isfile(path) or path in results:
+            run.result_files[os.path.basename(path)] = _read_results(path)
+    run.results = run.result_files.get(RESULTS_FILE)
     return run
+
+
+def _read_results(path: str) -> Dict[str, Any]:
+    if not os.path.isfile(path):
+        raise ReportError("%s: results file not found" % path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError("invalid JSON: %s" % e.msg, path=path, line=e.lineno) from None
+    if not isinstance(data, dict):
+        raise DataError("expected a JSON object {task: {metric: value}}", path=path)
+    return data
 
 
 def primary_metric(metrics: Dict[str, float]) -> Optional[str]:
@@ -189,8 +217,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
 
 def comparison(runs: Sequence[RunLog], source: str = "dev") -> List[Dict[str, Any]]:
     """Rows ``{task, metric, values: [v or None per run], deltas: [main - other or None]}`` of
-    the final metrics: dev (last evaluation) or ``'test'`` (each run's results.json)."""
-    finals = [r.final_eval() if source == "dev" else _result_metrics(r) for r in runs]
+    the final metrics: dev (last evaluation), or a results file's name (``'results.json'``;
+    ``'test'`` means results.json too)."""
+    finals = [r.final_eval() if source == "dev" else _result_metrics(r, source) for r in runs]
     rows = []
     tasks: List[str] = []
     for final in finals:
@@ -204,11 +233,29 @@ def comparison(runs: Sequence[RunLog], source: str = "dev") -> List[Dict[str, An
     return rows
 
 
-def _result_metrics(run: RunLog) -> Dict[str, Dict[str, float]]:
-    if not run.results:
-        return {}
-    return {k: v for k, v in run.results.items() if isinstance(v, dict) and k != "run"
-            and all(isinstance(x, (int, float)) for x in v.values())}
+def _result_metrics(run: RunLog, source: str = RESULTS_FILE) -> Dict[str, Dict[str, float]]:
+    """The ``{task: {metric: number}}`` part of a results file (other keys and values skipped)."""
+    data = run.result_files.get(RESULTS_FILE if source == "test" else source) or {}
+    out = {}
+    for task, metrics in data.items():
+        if task == "run" or not isinstance(metrics, dict):
+            continue
+        numbers = {m: v for m, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if numbers:
+            out[task] = numbers
+    return out
+
+
+def _results_title(runs: Sequence[RunLog], source: str) -> str:
+    """``Test metrics (file)`` when the file says (or its name says) it is the test split."""
+    content = runs[0].result_files.get(source) or next((r.result_files[source] for r in runs
+                                                        if source in r.result_files), {})
+    split = content.get("run", {}).get("split") if isinstance(content.get("run"), dict) else None
+    if "test" in source or (split and "test" in str(split)):
+        return "Test metrics (%s)" % source
+    if split:
+        return "Metrics on %s (%s)" % (split, source)
+    return "Final evaluation (%s)" % source
 
 
 def summary_markdown(runs: Sequence[RunLog], plots: Sequence[str] = ()) -> str:
@@ -226,7 +273,10 @@ def summary_markdown(runs: Sequence[RunLog], plots: Sequence[str] = ()) -> str:
         for task, n in counts.items():
             rows.append([r.name, task, str(n), "%.1f%%" % (100.0 * n / total)])
     lines += _table(["run", "task", "steps", "share"], rows) if rows else ["(no loss rows)"]
-    for source, title in (("dev", "Final dev metrics (last evaluation)"), ("test", "Test metrics (results.json)")):
+    files = [n for r in runs for n in r.result_files]
+    sources = [("dev", "Final dev metrics (last evaluation)")]
+    sources += [(n, _results_title(runs, n)) for n in dict.fromkeys(files)]
+    for source, title in sources:
         table = comparison(runs, source)
         if not table:
             continue
@@ -365,6 +415,36 @@ def plot_task_steps(runs: Sequence[RunLog], path: str) -> Optional[str]:
     return _save(fig, path)
 
 
+def plot_balance(runs: Sequence[RunLog], path: str) -> Optional[str]:
+    """Gradient conflict over training (cosine of each pair of tasks' gradients on the shared
+    encoder) and each task's effective weight, for the runs that used a balancer."""
+    runs = [r for r in runs if r.balance_rows]
+    if not runs:
+        return None
+    fig, (cos_ax, w_ax) = _figure(2, "loss balancing")
+    for k, r in enumerate(runs):
+        style = "-" if k == 0 else "--"
+        pairs = sorted({p for row in r.balance_rows for p in row.get("grad_cosine", {})})
+        for j, pair in enumerate(pairs):
+            rows = [row for row in r.balance_rows if pair in row.get("grad_cosine", {})]
+            cos_ax.plot([row["step"] for row in rows], [row["grad_cosine"][pair] for row in rows], style,
+                        label="%s %s" % (r.name, pair.replace("|", " vs ")), color="C%d" % (k + j), linewidth=1.3)
+        tasks = sorted({t for row in r.balance_rows for t in row.get("weights", {})})
+        for j, task in enumerate(tasks):
+            rows = [row for row in r.balance_rows if task in row.get("weights", {})]
+            w_ax.plot([row["step"] for row in rows], [row["weights"][task] for row in rows], style,
+                      label="%s %s" % (r.name, task), color="C%d" % (k + j), linewidth=1.3)
+    cos_ax.axhline(0.0, color="0.5", linewidth=0.8)
+    cos_ax.set_title("gradient cosine between tasks (shared encoder; < 0: conflict)")
+    cos_ax.set_ylim(-1.05, 1.05)
+    w_ax.set_title("effective task weight")
+    for ax in (cos_ax, w_ax):
+        ax.set_xlabel("step (all tasks)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def _all_tasks(runs, has) -> List[str]:
     tasks: List[str] = []
     for r in runs:
@@ -374,7 +454,7 @@ def _all_tasks(runs, has) -> List[str]:
 
 # ----------------------------------------------------------------------------- entry points
 def make_report(run_dir: str, compare: Sequence[str] = (), out: Optional[str] = None, plots: bool = True,
-                x_axis: str = "step") -> Dict[str, str]:
+                x_axis: str = "step", results: Sequence[str] = ()) -> Dict[str, str]:
     """Write the report of ``run_dir`` (compared with ``compare``) into ``out``
     (default ``<run_dir>/report``). Returns ``{"summary": path, "<plot>": path, ...}``.
 
@@ -383,7 +463,7 @@ def make_report(run_dir: str, compare: Sequence[str] = (), out: Optional[str] = 
     """
     if x_axis not in ("step", "task"):
         raise ValueError("x_axis must be 'step' or 'task', got %r" % x_axis)
-    runs = [read_run(run_dir)] + [read_run(d) for d in compare]
+    runs = [read_run(run_dir, results=results)] + [read_run(d) for d in compare]
     _unique_names(runs)
     if out is None:
         out = os.path.join(os.path.dirname(os.path.abspath(metrics_path(run_dir))), "report")
@@ -394,7 +474,8 @@ def make_report(run_dir: str, compare: Sequence[str] = (), out: Optional[str] = 
         try:
             for key, make in (("loss", lambda p: plot_loss(runs, p, x_axis)),
                               ("dev_metrics", lambda p: plot_dev(runs, p, x_axis)),
-                              ("task_steps", lambda p: plot_task_steps(runs, p))):
+                              ("task_steps", lambda p: plot_task_steps(runs, p)),
+                              ("balance", lambda p: plot_balance(runs, p))):
                 path = make(os.path.join(out, key + ".png"))
                 if path:
                     written[key] = path
@@ -418,11 +499,15 @@ def _report_args(p):
     p.add_argument("--x", dest="x_axis", choices=("step", "task"), default="step",
                    help="x axis of the loss and dev plots: global step, or the task's own steps")
     p.add_argument("--no-plots", action="store_true", help="write summary.md only (no matplotlib needed)")
+    p.add_argument("--results", nargs="+", default=[], metavar="FILE",
+                   help="more results files of RUN_DIR to tabulate, e.g. the --output of 'paddlepalm "
+                        "evaluate --split test' (RUN_DIR/test_results.json is read without asking)")
 
 
 @command("report", help="plot a run's metrics.jsonl (loss, dev metrics, steps per task) and compare runs")
 def _report(args) -> int:
-    written = make_report(args.run_dir, args.compare, args.out, plots=not args.no_plots, x_axis=args.x_axis)
+    written = make_report(args.run_dir, args.compare, args.out, plots=not args.no_plots, x_axis=args.x_axis,
+                          results=args.results)
     for key, path in written.items():
         print("%-12s %s" % (key, path))
     return 0

@@ -24,6 +24,23 @@ def write_file(path, content, mode: str = "w") -> str:
     return str(path)
 
 
+INTENT_ROWS = [("0", "play jazz music"), ("1", "what is the weather in paris"), ("2", "book a table for two"),
+               ("0", "play rock songs"), ("1", "will it rain tomorrow"), ("2", "book the restaurant"),
+               ("0", "play a song by the rock"), ("1", "is it sunny in paris")]
+
+
+def two_task_files(tmp_path):
+    """A vocab and two tiny classification files over the same 8 utterances: ``a.tsv`` with 3
+    labels (``INTENT_ROWS``), ``b.tsv`` with 2 (label mod 2). Returns ``(vocab, a, b)``."""
+    vocab = write_vocab(str(tmp_path / "vocab"))
+    a = tmp_path / "a.tsv"
+    a.write_text("label\ttext_a\n" + "".join("%s\t%s\n" % r for r in INTENT_ROWS), encoding="utf-8")
+    b = tmp_path / "b.tsv"
+    b.write_text("label\ttext_a\n" + "".join("%d\t%s\n" % (int(l) % 2, t) for l, t in INTENT_ROWS),
+                 encoding="utf-8")
+    return vocab, str(a), str(b)
+
+
 def write_vocab(dst_dir: str, words=None) -> str:
     os.makedirs(dst_dir, exist_ok=True)
     path = os.path.join(dst_dir, "vocab.txt")

@@ -42,6 +42,8 @@ def workdir(tmp_path):
     (tmp_path / "intent.tsv").write_text("label\ttext_a\n" + "".join("%s\t%s\n" % r for r in INTENTS))
     (tmp_path / "slot.tsv").write_text("text_a\tlabel\n" + "".join("%s\t%s\n" % r for r in SLOTS))
     (tmp_path / "labels.json").write_text(json.dumps(["a", "b", "c", "d", "e", "f", "g"]))
+    (tmp_path / "letters.tsv").write_text("label\ttext_a\n" + "".join("%s\t%s\n" % ("abc"[i % 3], text)
+                                                                     for i, (_, text) in enumerate(INTENTS)))
     return tmp_path
 
 
@@ -105,14 +107,16 @@ def test_valid_config_resolves_defaults_and_paths(workdir):
     s = config.settings
     task = s["tasks"]["intent"]
     assert task["train"] == str(workdir / "intent.tsv")
-    assert task["head"] == {"type": "classify"} and task["batch_size"] == 32 and task["max_len"] == 128
+    assert task["head"] == {"type": "classify"} and task["batch_size"] == 32
+    assert task["max_len"] == 64  # the default 128, lowered to the tiny encoder's 64 positions
     assert s["main_task"] == "intent" and s["tokenizer"]["vocab"] == str(workdir / "vocab.txt")
     assert os.path.isabs(s["output_dir"])
 
 
 # ----------------------------------------------------------------------------- --set
 def test_set_overrides_nested_values_and_parses_yaml_scalars(workdir):
-    path = write(workdir, VALID)
+    (workdir / "xyz.tsv").write_text("label\tsentence\nx\tplay jazz\ny\tbook a table\n")
+    path = write(workdir, VALID.replace("intent.tsv", "xyz.tsv"))
     config = load_config(path, ["optimizer.lr=3e-5", "tasks.intent.mix_ratio=0.5", "amp=null",
                                 "tasks.intent.reader.multi_label=true", "backbone.overrides={hidden_dropout_prob: 0}",
                                 "tasks.intent.fields={text_a: sentence}", "tasks.intent.label_map=[x, y, z]",
@@ -162,7 +166,8 @@ BROKEN = [
      7, "tasks.intent.reader", "unknown reader 'clasify' (did you mean 'classify'?)"),
     ("unknown head name", VALID + "    head: {type: clasify, dropout_prob: 0.1}\n",
      10, "tasks.intent.head.type", "unknown head 'clasify' (did you mean 'classify'?)"),
-    ("num_classes vs label map", VALID + "    head: {type: classify, num_classes: 5}\n    label_map: labels.json\n",
+    ("num_classes vs label map", VALID.replace("intent.tsv", "letters.tsv")
+     + "    head: {type: classify, num_classes: 5}\n    label_map: labels.json\n",
      10, "tasks.intent.head.num_classes", "head has 5 classes but the label map has 7 labels"),
     ("bad dotted path", VALID.replace("reader: classify", "reader: mypkg.nothere:MyReader"),
      7, "tasks.intent.reader", "cannot import 'mypkg.nothere:MyReader'"),
@@ -206,20 +211,208 @@ BROKEN = [
     ("label map file missing", VALID + "    label_map: nolabels.json\n",
      10, "tasks.intent.label_map", "file not found: "),
     ("fields value", VALID + "    fields:\n      text_a: [question]\n",
-     11, "tasks.intent.fields.text_a", "expected the name of a column, got ['question']"),
+     11, "tasks.intent.fields.text_a", "expected the name of a column (or its number, from 1), got ['question']"),
     ("invalid YAML", VALID + "optimizer: {lr: 0.1\n", 11, "", "invalid YAML"),
 ]
 
 
-@pytest.mark.parametrize("name, text, line, key, message", BROKEN, ids=[b[0] for b in BROKEN])
-def test_broken_config_reports_file_line_key_and_message(workdir, name, text, line, key, message):
-    path = write(workdir, text)
+
+
+def data_case(train: str, extra: str = "", dev="intent.tsv") -> str:
+    """VALID with another train (and dev) file; ``dev=None`` drops the dev line (line 9)."""
+    text = VALID.replace("train: intent.tsv", "train: " + train)
+    text = text.replace("    dev: intent.tsv\n", "" if dev is None else "    dev: %s\n" % dev)
+    return text + extra
+
+
+JSON_LINES = '{"label": "0", "text_a": "play jazz"}\n{"label": "1", "text_a": "will it rain"}\n'
+NO_HEADER = "0\tplay jazz music\n1\twhat is the weather\n2\tbook a table\n"
+
+# Broken data and the newer config checks: (name, config text, line, key, message, {file: content}).
+# A problem in a data file is reported at the config key naming the file, with the data file's
+# line and field in the message.
+BROKEN_DATA = [
+    ("JSON lines read as tsv", data_case("data.txt"), 8, "tasks.intent.train",
+     "line 1: the file looks like JSON lines (the line starts with '{'), not tsv; set file_format: jsonl",
+     {"data.txt": JSON_LINES}),
+    ("JSON lines declared tsv", data_case("data.txt", "    file_format: tsv\n"), 8, "tasks.intent.train",
+     "looks like JSON lines (the line starts with '{'), not tsv", {"data.txt": JSON_LINES}),
+    ("JSON array read as tsv", data_case("data.txt"), 8, "tasks.intent.train",
+     "looks like a JSON array (the line starts with '['), not tsv; set file_format: json",
+     {"data.txt": "[" + JSON_LINES.replace("}\n{", "}, {") + "]\n"}),
+    ("tsv declared jsonl", data_case("intent.tsv", "    file_format: jsonl\n", dev=None), 8, "tasks.intent.train",
+     "line 1: expected JSON lines (one object per line starting with '{'), found 'label\\ttext_a'", {}),
+    ("tab-separated declared csv", data_case("intent.tsv", "    file_format: csv\n", dev=None), 8,
+     "tasks.intent.train", "the header has tabs but no commas: the file looks tab-separated; set file_format: tsv",
+     {}),
+    ("comma-separated read as tsv", data_case("data.txt"), 8, "tasks.intent.train",
+     "missing column(s) label, text_a; found label,text_a (map columns with fields: {label: <column>}); the "
+     "header has commas but no tabs: the file looks comma-separated, set file_format: csv",
+     {"data.txt": "label,text_a\n0,play jazz\n"}),
+    ("column missing", data_case("data.tsv"), 8, "tasks.intent.train",
+     "line 1, field 'text_a': missing column(s) text_a; found label, text (map columns with fields: "
+     "{text_a: <column>})", {"data.tsv": "label\ttext\n0\tplay jazz\n"}),
+    ("fields names an absent column", data_case("intent.tsv", "    fields: {text_a: sentence}\n", dev=None), 8,
+     "tasks.intent.train",
+     "line 1, field 'text_a': column 'sentence' (fields: {text_a: sentence}) is not in the file; found label, "
+     "text_a", {}),
+    ("column count", data_case("data.tsv"), 8, "tasks.intent.train",
+     "data.tsv, line 3: expected 2 tab-separated columns (label, text_a), found 3",
+     {"data.tsv": "label\ttext_a\n0\tplay jazz\n1\tthe weather\textra\n"}),
+    ("csv column count", data_case("pairs.csv", "    fields: {text_a: question, label: is_duplicate}\n",
+                                   dev=None), 8, "tasks.intent.train",
+     "pairs.csv, line 3: expected 2 comma-separated columns (question, is_duplicate), found 3",
+     {"pairs.csv": "question,is_duplicate\nplay jazz,1\nbook a table,0,extra\n"}),
+    ("data not UTF-8", data_case("latin1.tsv"), 8, "tasks.intent.train",
+     "latin1.tsv, line 2: not valid UTF-8 (byte 0xe9 at column 6); re-save the file as UTF-8",
+     {"latin1.tsv": b"label\ttext_a\n0\tcaf\xe9 music\n"}),
+    ("header only", data_case("empty.tsv"), 8, "tasks.intent.train", "empty.tsv: no examples (empty file or "
+     "header only)", {"empty.tsv": "label\ttext_a\n"}),
+    ("null text", data_case("data.jsonl"), 8, "tasks.intent.train",
+     "data.jsonl, line 2, field 'text_a': is null; give a value (or drop the line)",
+     {"data.jsonl": '{"label": "0", "text_a": "play"}\n{"label": "1", "text_a": null}\n'}),
+    ("null label", data_case("data.jsonl"), 8, "tasks.intent.train", "line 1, field 'label': is null",
+     {"data.jsonl": '{"label": null, "text_a": "play"}\n'}),
+    ("null text_b", data_case("data.jsonl"), 8, "tasks.intent.train", "line 1, field 'text_b': is null",
+     {"data.jsonl": '{"label": "0", "text_a": "play", "text_b": null}\n'}),
+    ("JSON line without a field", data_case("data.jsonl"), 8, "tasks.intent.train",
+     "data.jsonl, line 3, field 'text_a': missing field(s) text_a",
+     {"data.jsonl": JSON_LINES + '{"label": "1"}\n'}),
+    ("invalid JSON line", data_case("data.jsonl"), 8, "tasks.intent.train",
+     "data.jsonl, line 2: invalid JSON: Expecting ',' delimiter",
+     {"data.jsonl": '{"label": "0", "text_a": "play"}\n{"label": "1", "text_a": "x"\n'}),
+    ("JSON array of numbers", data_case("data.json"), 8, "tasks.intent.train",
+     "data.json, line 3: expected an array of JSON objects, got a number",
+     {"data.json": '[\n  {"label": "0", "text_a": "play"},\n  3\n]\n'}),
+    ("text after a JSON array", data_case("data.json"), 8, "tasks.intent.train",
+     "data.json, line 2: unexpected text after the JSON array",
+     {"data.json": '[{"label": "0", "text_a": "play"}]\ntrailing\n'}),
+    ("label not in label map", data_case("intent.tsv", "    label_map: [a, b]\n", dev=None), 8, "tasks.intent.train",
+     "intent.tsv, line 2, field 'label': unknown label '0' (known: a, b)", {}),
+    ("dev label unseen in training", data_case("letters.tsv", dev="other.tsv"), 9, "tasks.intent.dev",
+     "other.tsv, line 2, field 'label': unknown label 'd' (known: a, b, c)",
+     {"other.tsv": "label\ttext_a\nd\tplay jazz\n"}),
+    ("multi-label value not in map", data_case("multi.tsv", "    reader: {type: classify, multi_label: true}\n"
+                                               "    label_map: [a, b]\n", dev=None).replace(
+        "    reader: classify\n", ""), 7, "tasks.intent.train", "multi.tsv, line 2, field 'label': unknown label 'c'",
+     {"multi.tsv": "label\ttext_a\na,c\tplay\n"}),
+    ("labels differing in case", data_case("case.tsv", dev="case.tsv"), 8, "tasks.intent.train",
+     "case.tsv, line 4, field 'label': label 'Pos' and label 'pos' (line 2) differ only in case or whitespace; "
+     "fix the data, or set the reader option label_normalize: lower",
+     {"case.tsv": "label\ttext_a\npos\tgood\nneg\tbad\nPos\tgreat\n"}),
+    ("labels differing in whitespace", data_case("space.tsv", dev="space.tsv"), 8, "tasks.intent.train",
+     "space.tsv, line 3, field 'label': label 'pos ' and label 'pos' (line 2) differ only in case or whitespace",
+     {"space.tsv": "label\ttext_a\npos\tgood\npos \tgreat\n"}),
+    ("label differing from the map in case", data_case("case.tsv", "    label_map: [pos, neg]\n", dev=None),
+     8, "tasks.intent.train", "case.tsv, line 4, field 'label': label 'Pos' is not in the label map, but 'pos' "
+     "is: they differ only in case or whitespace",
+     {"case.tsv": "label\ttext_a\npos\tgood\nneg\tbad\nPos\tgreat\n"}),
+    ("unknown label_normalize", VALID.replace("reader: classify", "reader: {type: classify, label_normalize: upper}"),
+     7, "tasks.intent.reader.label_normalize", "'upper' is not one of strip, lower (or null)", {}),
+    ("label map colliding after normalising",
+     data_case("case.tsv", "    label_map: [pos, Pos]\n", dev="case.tsv").replace(
+         "reader: classify", "reader: {type: classify, label_normalize: lower}"), 10, "tasks.intent.label_map",
+     "label map has 'pos' and 'Pos', the same label after label_normalize: lower",
+     {"case.tsv": "label\ttext_a\npos\tgood\n"}),
+    ("label map with gaps", VALID + "    label_map: gaps.json\n", 10, "tasks.intent.label_map",
+     "label ids must be 0..1 without gaps, got [0, 2]", {"gaps.json": '{"a": 0, "b": 2}'}),
+    ("label map file not UTF-8", VALID + "    label_map: labels.txt\n", 10, "tasks.intent.label_map",
+     "labels.txt: not valid UTF-8 (byte 0xe9 at position 6); re-save the file as UTF-8",
+     {"labels.txt": b'["caf\xe9", "b"]'}),
+    ("label map file not JSON", VALID + "    label_map: labels.txt\n", 10, "tasks.intent.label_map",
+     "labels.txt, line 2: invalid JSON: Expecting value", {"labels.txt": '["a",\n ]'}),
+    ("integer label over num_classes", VALID + "    head: {type: classify, num_classes: 2}\n", 10,
+     "tasks.intent.head.num_classes", "head has 2 classes but ", {}),
+    ("dev without the label column", data_case("intent.tsv", dev="nolabel.tsv"), 9, "tasks.intent.dev",
+     "nolabel.tsv, line 1, field 'label': missing column(s) label; found text_a", {"nolabel.tsv": "text_a\nplay\n"}),
+    ("sequence_label without a label column",
+     data_case("tags.tsv", dev=None).replace("reader: classify", "reader: {type: sequence_label, token_sep: ' '}"),
+     8, "tasks.intent.train", "tags.tsv, line 1, field 'label': missing column(s) label; found text_a, tags",
+     {"tags.tsv": "text_a\ttags\nplay jazz\tO B-genre\n"}),
+    ("headerless file without positions", data_case("noheader.tsv", dev=None).replace(
+        "reader: classify", "reader: {type: classify, header: false}"), 8, "tasks.intent.train",
+     "noheader.tsv, field 'label': a file without a header line needs its columns by position: give fields: "
+     "{label: <column number>}", {"noheader.tsv": NO_HEADER}),
+    ("header not a boolean", VALID.replace("reader: classify", "reader: {type: classify, header: 'no'}"),
+     7, "tasks.intent.reader.header", "expected true or false, got 'no'", {}),
+    ("column position past the last column", data_case("noheader.tsv", "    fields: {text_a: 5, label: 1}\n",
+                                                      dev=None).replace(
+        "reader: classify", "reader: {type: classify, header: false}"), 8, "tasks.intent.train",
+     "noheader.tsv, line 1, field 'text_a': column 5 does not exist: the file has 2 columns (numbered from 1)",
+     {"noheader.tsv": NO_HEADER}),
+    ("column position 0", VALID + "    fields: {text_a: 0}\n", 10, "tasks.intent.fields.text_a",
+     "expected the name of a column (or its number, from 1), got 0", {}),
+    ("column positions in JSON lines", data_case("data.jsonl", "    fields: {text_a: 2, label: 1}\n", dev=None),
+     8, "tasks.intent.train", "data.jsonl: fields label, text_a give column positions, but jsonl records have "
+     "field names", {"data.jsonl": JSON_LINES}),
+    ("objective metric unknown", VALID + "objective: intent.acc\n", 10, "objective",
+     "task 'intent' reports accuracy, macro_f1, not 'acc'", {}),
+    ("objective metric close to a known one", VALID + "objective: intent.accuracyy\n", 10, "objective",
+     "task 'intent' reports accuracy, macro_f1, not 'accuracyy' (did you mean 'accuracy'?)", {}),
+    ("objective weight metric unknown", VALID + "objective:\n  intent.f1: 1.0\n", 11, "objective.intent.f1",
+     "task 'intent' reports accuracy, macro_f1, not 'f1'", {}),
+    ("max_len over the positions", VALID + "max_len: 100000\n", 10, "max_len",
+     "100000 is more than the encoder's 64 positions (max_position_embeddings); use at most 64", {}),
+    ("task max_len over the positions", VALID + "    max_len: 512\n", 10, "tasks.intent.max_len",
+     "512 is more than the encoder's 64 positions", {}),
+    ("max_len over the positions after an override",
+     VALID.replace("  config: tiny.json\n", "  config: tiny.json\n  overrides: {max_position_embeddings: 32}\n")
+     + "max_len: 48\n", 11, "max_len", "48 is more than the encoder's 32 positions", {}),
+    ("config not UTF-8", VALID.encode() + b"# caf\xe9 config\n", 10, "",
+     "not valid UTF-8 (byte 0xe9 at column 6); re-save the file as UTF-8", {}),
+    ("keep_last zero", VALID + "keep_last: 0\n", 10, "keep_last", "must be >= 1, got 0", {}),
+    ("keep_last a word", VALID + "keep_last: all\n", 10, "keep_last", "expected integer, got 'all' (string)", {}),
+    ("reader module file missing", VALID.replace("reader: classify", "reader: nowhere_readers.py:MyReader"), 7,
+     "tasks.intent.reader", "nowhere_readers.py:MyReader': no such file: ", {}),
+    ("reader module file without the class", VALID.replace("reader: classify", "reader: empty_readers.py:MyReader"),
+     7, "tasks.intent.reader", "empty_readers.py' has no attribute 'MyReader'",
+     {"empty_readers.py": "# no reader here\n"}),
+]
+CASES = [c + ({},) for c in BROKEN] + BROKEN_DATA
+
+
+def write_case(workdir, text, files) -> str:
+    for name, content in files.items():
+        target = workdir / name
+        target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content)
+    if isinstance(text, bytes):
+        (workdir / "config.yaml").write_bytes(text)
+        return str(workdir / "config.yaml")
+    return write(workdir, text)
+
+
+def test_the_broken_table_is_large_and_its_names_unique():
+    assert len(CASES) >= 60 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("name, text, line, key, message, files", CASES, ids=[c[0] for c in CASES])
+def test_broken_config_reports_file_line_key_and_message(workdir, name, text, line, key, message, files):
+    path = write_case(workdir, text, files)
     problems, full = problems_of(path)
     assert len(problems) == 1, full
     p = problems[0]
     assert (p.origin, p.key) == ("%s:%d" % (path, line), key), full
     assert message in p.message, full
     assert "%s:%d: %s" % (path, line, key + ": " if key else "") in full
+
+
+@pytest.mark.parametrize("name, text, line, key, message, files", CASES, ids=[c[0] for c in CASES])
+def test_broken_config_through_check_and_train_commands(workdir, capsys, monkeypatch, name, text, line, key,
+                                                        message, files):
+    """`paddlepalm check` and `paddlepalm train` (in-process, through the CLI's main) print the same
+    one-line problem, exit 1, and show no traceback."""
+    from paddlepalm import cli
+
+    monkeypatch.chdir(workdir)
+    path = write_case(workdir, text, files)
+    for command in ("check", "train"):
+        assert cli.main([command, path]) == 1, command
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err + captured.out
+        assert captured.err.startswith("paddlepalm %s: error: 1 problem in %s:\n" % (command, path)), captured.err
+        assert "\n  %s:%d: %s" % (path, line, key + ": " if key else "") in captured.err, captured.err
+        assert message in captured.err, captured.err
+    assert not (workdir / "output").exists()  # train stopped before writing anything
 
 
 def test_three_errors_are_reported_together_in_file_order(workdir):

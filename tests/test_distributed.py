@@ -182,3 +182,24 @@ def test_cli_train_nproc_relaunches_under_the_launcher(tmp_path):
     assert set(results) == {"a"} and "accuracy" in results["a"]
     steps = [r["step"] for r in _rows(tmp_path / "out" / "metrics.jsonl") if "loss" in r]
     assert steps == [2, 4, 6]  # written once, by rank 0
+
+
+@pytest.mark.parametrize("balancer", ["pcgrad", "dwa"])
+def test_two_ranks_match_one_process_in_joint_mode_with_a_balancer(tmp_path, balancer):
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    try:
+        import train_two_tasks
+    finally:
+        sys.path.remove(os.path.dirname(SCRIPT))
+    opts = ["--step-mode", "joint", "--balancer", balancer]
+    single = train_two_tasks.run(str(tmp_path / "one"), batch=4, steps=12, step_mode="joint", balancer=balancer)
+    proc, _ = _launch([str(tmp_path / "two"), "--batch", "4", "--steps", "12"] + opts, str(tmp_path / "log"), 120)
+    assert proc.returncode == 0, proc.stdout.decode(errors="replace")[-3000:]
+    assert single["task_steps"] == {"a": 12, "b": 12}
+    assert _max_diff(_weights(str(tmp_path / "one" / "model")), _weights(str(tmp_path / "two" / "model"))) <= 1e-5
+    log1, log2 = _rows(tmp_path / "one" / "ckpt" / "metrics.jsonl"), _rows(tmp_path / "two" / "ckpt" / "metrics.jsonl")
+    w1 = [r["balance"]["weights"] for r in log1 if "balance" in r]
+    w2 = [r["balance"]["weights"] for r in log2 if "balance" in r]
+    assert w1 and len(w1) == len(w2)
+    for a, b in zip(w1, w2):  # the balancer took the same decisions on the global batch
+        assert a == pytest.approx(b, abs=1e-5)

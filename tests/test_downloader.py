@@ -153,6 +153,11 @@ def _catalog(name, url=None, sha256=None, fmt="paddlepalm", **extra):
     return {"pretrain": [entry]}
 
 
+def _left(folder):
+    """What a download left in ``folder``, sorted; the empty install lock files are expected."""
+    return sorted(n for n in os.listdir(folder) if not n.endswith(".lock"))
+
+
 def _read_tree(root):
     out = {}
     for dirpath, _, files in os.walk(root):
@@ -178,7 +183,7 @@ def test_download_verifies_unpacks_strips_root_and_marks(server, tmp_path, suffi
     marker = json.loads(tree.pop(downloader.MARKER))
     assert tree == FILES
     assert marker["sha256"] == _sha(data) and marker["source"] == url
-    assert os.listdir(tmp_path / "models") == ["tiny"]  # no temp dirs or archives left
+    assert _left(tmp_path / "models") == ["tiny"]  # no temp dirs or archives left
     assert server.hits("/m/pkg" + suffix)[0]["Accept-Encoding"] == "identity"
 
 
@@ -197,7 +202,7 @@ def test_palm_positional_signature_and_scope_list(server, tmp_path):
 def test_unknown_name_is_a_clear_error(tmp_path):
     with pytest.raises(downloader.UnknownItemError, match="did you mean 'BERT-en-uncased-base'"):
         downloader.download("pretrain", "BERT-en-uncased-bsae", str(tmp_path), **FAST)
-    assert os.listdir(tmp_path) == []
+    assert _left(tmp_path) == []
 
 
 def test_already_present_is_not_downloaded_again(server, tmp_path):
@@ -215,7 +220,7 @@ def test_already_present_is_not_downloaded_again(server, tmp_path):
     cat_ok = _catalog("tiny", server.base + "/tiny.tar.gz", _sha(data))
     assert downloader.download("pretrain", "tiny", str(tmp_path), catalog=cat_ok, force=True,
                                **FAST) == first
-    assert len(server.log) == 1 and sorted(os.listdir(tmp_path)) == ["tiny"]
+    assert len(server.log) == 1 and _left(tmp_path) == ["tiny"]
 
 
 def test_existing_directory_not_made_by_downloader_is_left_alone(server, tmp_path):
@@ -257,7 +262,7 @@ def test_dropped_connection_is_resumed_by_the_next_call(server, tmp_path):
     hits = server.hits("/big.tar.gz")
     assert "Range" not in hits[0] and hits[1]["Range"] == "bytes=%d-" % half
     assert _read_tree(path)["blob.bin"] == data
-    assert sorted(os.listdir(tmp_path)) == ["big"]
+    assert _left(tmp_path) == ["big"]
 
 
 def test_dropped_connection_is_resumed_within_one_call(server, tmp_path):
@@ -323,7 +328,7 @@ def test_500_is_retried_then_fails(server, tmp_path):
     with pytest.raises(NetworkError, match=r"HTTP 500 .*gave up after 3 attempts"):
         downloader.download("pretrain", "x", str(tmp_path), catalog=_catalog("x", url), **FAST)
     assert len(server.hits("/broken.tgz")) == 3
-    assert os.listdir(tmp_path) == []
+    assert _left(tmp_path) == []
 
 
 def test_404_fails_at_once(server, tmp_path):
@@ -331,7 +336,7 @@ def test_404_fails_at_once(server, tmp_path):
     with pytest.raises(HTTPStatusError, match="HTTP 404 .*missing.tar.gz") as err:
         downloader.download("pretrain", "x", str(tmp_path), catalog=_catalog("x", url), **FAST)
     assert err.value.status == 404 and isinstance(err.value, PalmError)
-    assert len(server.hits("/missing.tar.gz")) == 1 and os.listdir(tmp_path) == []
+    assert len(server.hits("/missing.tar.gz")) == 1 and _left(tmp_path) == []
 
 
 def test_read_timeout_is_retried(server, tmp_path):
@@ -354,7 +359,7 @@ def test_offline_message_names_host_and_convert(tmp_path):
     assert message.startswith("cannot reach 127.0.0.1: ")
     assert "to use a local copy run: paddlepalm convert SRC_DIR DST_DIR" in message
     assert "refused" in message.lower() and isinstance(err.value, DownloadError)
-    assert os.listdir(tmp_path) == []
+    assert _left(tmp_path) == []
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -365,7 +370,7 @@ def test_wrong_checksum_removes_the_file(server, tmp_path):
         downloader.download("pretrain", "tiny", str(tmp_path), catalog=cat, **FAST)
     assert "expected %s" % ("f" * 64) in str(err.value)
     assert "got %s" % _sha(data) in str(err.value)
-    assert os.listdir(tmp_path) == []
+    assert _left(tmp_path) == []
 
 
 def _evil_tar(kind):
@@ -394,7 +399,7 @@ def test_unsafe_archive_is_refused_and_nothing_is_left(server, tmp_path, kind, w
     cat = _catalog("evil", server.add("/evil.tar.gz", data), _sha(data))
     with pytest.raises(UnsafeArchiveError, match=why):
         downloader.download("pretrain", "evil", str(target), catalog=cat, **FAST)
-    assert os.listdir(target) == []
+    assert _left(target) == []
     assert not (tmp_path / "evil").exists() and not (tmp_path / "outside").exists()
 
 
@@ -447,7 +452,7 @@ def test_tiny_model_archive_is_converted_and_loads(server, tmp_path, layout):
     expected = _state(tiny_model("bert", seed=3))
     for key, value in _state(loaded).items():
         np.testing.assert_allclose(value, expected[key], rtol=0, atol=1e-6, err_msg=key)
-    assert os.listdir(tmp_path / "pretrain_models") == ["tiny"]
+    assert _left(tmp_path / "pretrain_models") == ["tiny"]
 
 
 def test_hf_repo_entry_fetches_files_skips_missing_optional_and_loads(server, tmp_path,
@@ -472,7 +477,7 @@ def test_hf_repo_entry_fetches_files_skips_missing_optional_and_loads(server, tm
     assert model.config.model_type == "roberta"
     assert downloader.read_marker(path)["sha256"]["model.safetensors"] == weights_sha
     assert len(server.hits("/someone/tiny-roberta/resolve/main/tokenizer.json")) == 1
-    assert os.listdir(tmp_path / "out") == ["tiny-roberta"]
+    assert _left(tmp_path / "out") == ["tiny-roberta"]
 
 
 def test_unconvertible_checkpoint_is_a_clear_error(server, tmp_path):
@@ -480,4 +485,4 @@ def test_unconvertible_checkpoint_is_a_clear_error(server, tmp_path):
     cat = _catalog("junk", server.add("/junk.tgz", data), fmt="paddlenlp")
     with pytest.raises(DownloadError, match="could not convert it from the paddlenlp layout"):
         downloader.download("pretrain", "junk", str(tmp_path), catalog=cat, **FAST)
-    assert os.listdir(tmp_path) == []
+    assert _left(tmp_path) == []

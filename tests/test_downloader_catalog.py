@@ -44,8 +44,8 @@ def test_builtin_catalog_keeps_palm_names_and_urls():
     assert roberta.hf_repo == "FacebookAI/roberta-base" and roberta.url is None
     assert {"config.json", "model.safetensors", "vocab.json", "merges.txt"} <= \
         {f.name for f in roberta.files}
-    for entry in cat:
-        assert entry.format in ("palm1", "hf") and entry.layers and entry.hidden_size
+    for entry in cat.entries("pretrain"):
+        assert entry.format in ("palm1", "hf", "paddlenlp") and entry.layers and entry.hidden_size
         assert entry.sha256 is None or len(entry.sha256) == 64
     json.dumps([e.to_dict() for e in cat])  # plain data
 

@@ -6,27 +6,21 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import paddle
 import pytest
 
 import paddlepalm as palm
 from paddlepalm.engine import Callback, TrainingArguments
 from tests.conftest import ROOT
-from tests.helpers import tiny_config, write_vocab
+from tests.helpers import INTENT_ROWS, tiny_config, two_task_files
 
-ROWS = [("0", "play jazz music"), ("1", "what is the weather in paris"), ("2", "book a table for two"),
-        ("0", "play rock songs"), ("1", "will it rain tomorrow"), ("2", "book the restaurant"),
-        ("0", "play a song by the rock"), ("1", "is it sunny in paris")]
+ROWS = INTENT_ROWS
 
 
 @pytest.fixture
 def data(tmp_path):
-    vocab = write_vocab(str(tmp_path / "vocab"))
-    a = tmp_path / "a.tsv"
-    a.write_text("label\ttext_a\n" + "".join("%s\t%s\n" % r for r in ROWS), encoding="utf-8")
-    b = tmp_path / "b.tsv"
-    b.write_text("label\ttext_a\n" + "".join("%d\t%s\n" % (int(l) % 2, t) for l, t in ROWS), encoding="utf-8")
-    return vocab, str(a), str(b)
+    return two_task_files(tmp_path)
 
 
 def _engine(data, seed=0, dropout=0.1, dev=True):
@@ -293,14 +287,15 @@ class CountSteps(Callback):
         self.steps += 1
 
 
-def _yaml_run(tmp_path, data, callbacks):
+def _yaml_run(tmp_path, data, callbacks, **extra):
     import yaml
 
     vocab, a, _ = data
     (tmp_path / "model.json").write_text(json.dumps(tiny_config("bert")))
     config = {"backbone": {"type": "bert", "config": "model.json"}, "tokenizer": {"vocab": vocab},
               "max_len": 16, "batch_size": 4, "tasks": {"a": {"reader": "classify", "train": a}},
-              "epochs": 1, "print_steps": 0, "output_dir": str(tmp_path / "out"), "callbacks": callbacks}
+              "epochs": 1, "print_steps": 0, "output_dir": str(tmp_path / "out"), "callbacks": callbacks,
+              **extra}
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -361,3 +356,108 @@ def test_a_truncated_encoder_file_raises_checkpoint_error_naming_the_checkpoint(
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(CheckpointError, match=re.escape(str(tmp_path / "m" / "backbone")) + ".*truncated"):
         palm.load(str(tmp_path / "m"))
+
+
+# ----------------------------------------------------------------------------- step modes, shared inputs
+def test_shared_input_tasks_take_one_encoder_pass_and_the_gradient_of_the_sum(data):
+    vocab, a, _ = data
+    paddle.seed(0)
+    backbone = palm.backbone.BERT.from_config(tiny_config("bert"))  # dropout 0
+    reader = palm.reader.ClassifyReader(vocab, 16, seed=1).load_data(a, batch_size=4)
+    tasks = [palm.Trainer("x", reader=reader, head=palm.head.Classify(3, 32, 0.0)),
+             palm.Trainer("y", reader=reader, head=palm.head.Classify(3, 32, 0.0), loss_weight=0.5)]
+    engine = palm.MultiHeadTrainer(tasks, backbone=backbone)
+    engine.fit_readers_with_mixratio([reader, reader], "x", 1)
+    assert engine.loop.units == [[0, 1]] and "x+y" in engine.sampler.format_plan()
+    batch = next(iter(reader.iterator(num_epochs=1)))
+    calls = []
+    original = backbone.forward
+    backbone.forward = lambda *args, **kw: calls.append(1) or original(*args, **kw)
+    engine.loop.train_unit(batch, [0, 1])
+    assert len(calls) == 1  # one encoder pass for both heads
+    joint = {n: p.grad.numpy().copy() for n, p in engine.named_parameters()}
+    for p in engine.network.parameters():
+        p.clear_gradient(False)
+    for i in (0, 1):
+        engine.loop.train_unit(batch, [i])  # separately: accumulates
+    separate = {n: p.grad.numpy() for n, p in engine.named_parameters()}
+    assert len(calls) == 3
+    for name in joint:
+        np.testing.assert_allclose(joint[name], separate[name], atol=1e-5, err_msg=name)
+
+
+def test_joint_step_mode_runs_every_task_each_step(data, tmp_path):
+    engine = _engine(data, dev=False)
+    engine.step_mode = "joint"
+    summary = engine.fit(num_epochs=2, print_steps=1, save_path=str(tmp_path / "out"))
+    assert summary["steps"] == 4 and summary["task_steps"] == {"a": 4, "b": 4}  # a: 2 steps/epoch x 2
+    rows = [r for r in _rows(tmp_path / "out" / "metrics.jsonl") if "loss" in r]
+    assert all(set(r["loss"]) == {"a", "b"} for r in rows)
+    engine3 = _engine(data, dev=False)
+    engine3.step_mode, engine3.tasks_per_step = "joint", 1
+    assert engine3.fit(num_epochs=2, print_steps=0)["task_steps"] == {"a": 4, "b": 0}
+
+
+def test_yaml_joint_step_mode(data, tmp_path):
+    from paddlepalm.cli import main
+
+    CountSteps.runs.clear()
+    b = data[2]
+    path = _yaml_run(tmp_path, data, ["tests.test_engine:CountSteps"],
+                     sampling={"step_mode": "joint"}, epochs=2, print_steps=1)
+    import yaml
+
+    config = yaml.safe_load(path.read_text())
+    config["tasks"]["b"] = {"reader": "classify", "train": b, "mix_ratio": 0.2}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["train", str(path)]) == 0
+    rows = [r for r in _rows(tmp_path / "out" / "metrics.jsonl") if "task_steps" in r]
+    assert CountSteps.runs[-1].steps == 4 and rows[-1]["task_steps"] == {"a": 4, "b": 4}
+
+
+# ----------------------------------------------------------------------------- balancers in the loop
+@pytest.mark.parametrize("method", ["fixed", "uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad"])
+def test_every_balancer_trains_a_joint_run_logs_weights_and_resumes_exactly(data, tmp_path, method):
+    from paddlepalm.registry import BALANCERS
+
+    import paddlepalm.balancing  # noqa: F401
+
+    def run(out, **kw):
+        engine = _engine(data, dev=False)
+        engine.step_mode, engine.balancer = "joint", BALANCERS.get(method)()
+        return engine, engine.fit(optimizer=palm.optimizer.AdamW(lr=1e-3), num_epochs=4, print_steps=1,
+                                  save_steps=3, diagnostics_steps=2, save_path=str(out), **kw)
+
+    run(tmp_path / "whole")
+    run(tmp_path / "part", stop_after=4)
+    engine, _ = run(tmp_path / "part", resume="latest")
+    rows = lambda p: [r for r in _rows(p / "metrics.jsonl")]
+    whole, part = rows(tmp_path / "whole"), rows(tmp_path / "part")
+    losses = lambda rs: [(r["step"], r["loss"]) for r in rs if "loss" in r]
+    assert losses(part) == losses(whole) and len(losses(whole)) == 8
+    balance = [r["balance"] for r in whole if "balance" in r]
+    assert len(balance) == 8 and set(balance[-1]["weights"]) == {"a", "b"}
+    diagnosed = [b for b in balance if "grad_cosine" in b]
+    assert len(diagnosed) == 4 and -1.0 <= diagnosed[-1]["grad_cosine"]["a|b"] <= 1.0
+    if method == "uncertainty":  # its log-variances are trained by the run's optimizer
+        assert any(n.startswith("balancing.") for n, _ in engine.named_parameters())
+
+
+def test_yaml_balancing_section(data, tmp_path, capsys):
+    import yaml
+
+    from paddlepalm.cli import main
+
+    path = _yaml_run(tmp_path, data, [], sampling={"step_mode": "joint"}, print_steps=1, diagnostics_steps=1,
+                     balancing={"type": "pcgrad", "seed": 3})
+    config = yaml.safe_load(path.read_text())
+    config["tasks"]["b"] = {"reader": "classify", "train": data[2]}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["train", str(path)]) == 0
+    balance = [r["balance"] for r in _rows(tmp_path / "out" / "metrics.jsonl") if "balance" in r]
+    assert balance and "a|b" in balance[-1]["grad_cosine"]
+    config["balancing"] = {"type": "pcgrad", "colour": 1}
+    config["output_dir"] = str(tmp_path / "out2")
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["train", str(path)]) != 0
+    assert "balancing: cannot build the balancer" in capsys.readouterr().err

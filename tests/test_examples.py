@@ -1,6 +1,7 @@
 """The examples stay runnable: shortened real-data runs (fast), full runs (slow), data download,
 data discovery, config files and the code in the docs."""
 import http.server
+import importlib.util
 import json
 import os
 import re
@@ -11,11 +12,22 @@ import threading
 
 import pytest
 
+from paddlepalm.datasets import limit_conll, locate, subsample
+from paddlepalm.datasets.snips import SNIPS_HOW_TO_GET, load_snips
+from paddlepalm.utils.results import task_metrics, write_results
+from paddlepalm.utils.table import format_table
 from tests.conftest import ROOT, data_root
 
 EXAMPLES = os.path.join(ROOT, "examples")
-sys.path.insert(0, EXAMPLES)
-import _common as common  # noqa: E402
+
+
+def _load_download_data():
+    """examples/multi-task/download_data.py as a module (it is a script, not part of a package)."""
+    spec = importlib.util.spec_from_file_location("download_data",
+                                                  os.path.join(EXAMPLES, "multi-task", "download_data.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _have_minilm() -> bool:
@@ -67,7 +79,7 @@ def flagship_run(tmp_path_factory, cache_dir):
 def test_flagship_short_run_writes_results_predictions_and_model(flagship_run):
     out, stdout = flagship_run
     results = json.load(open(os.path.join(out, "results.json")))
-    assert set(common.task_metrics(results)) == {"slot", "intent"}
+    assert set(task_metrics(results)) == {"slot", "intent"}
     assert 0.0 <= results["intent"]["accuracy"] <= 1.0 and 0.0 <= results["slot"]["f1"] <= 1.0
     assert results["wall_seconds"] > 0 and results["run"]["steps"] == 20
     assert sum(results["run"]["task_steps"].values()) == 20
@@ -117,7 +129,7 @@ def test_example_smoke(name, args, dataset, cache_dir, tmp_path):
     _need(dataset)
     run_example(name, args + ["--output-dir", str(tmp_path), "--print-steps", "0"], cache_dir)
     results = json.load(open(tmp_path / "results.json"))
-    assert common.task_metrics(results) and results["run"]["steps"] == int(args[1])
+    assert task_metrics(results) and results["run"]["steps"] == int(args[1])
 
 
 # ----------------------------------------------------------------------------- configs
@@ -145,36 +157,34 @@ def test_config_validates_after_prepare_only(name, dataset, cache_dir, tmp_path,
 # ----------------------------------------------------------------------------- data discovery and download
 def test_missing_data_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("PADDLEPALM_DATA", str(tmp_path / "nowhere"))
-    monkeypatch.setattr(common, "ROOT", str(tmp_path / "project"))  # no ../shared/datasets either
+    monkeypatch.setattr(locate, "PROJECT_ROOT", str(tmp_path / "project"))  # no ../shared/datasets either
     with pytest.raises(SystemExit) as e:
-        common.find_data("snips", None, str(tmp_path / "local"), common.has_files("train_*_full.json"),
-                         common.SNIPS_HOW_TO_GET)
+        locate.find_data("snips", None, str(tmp_path / "local"), locate.has_files("train_*_full.json"),
+                         SNIPS_HOW_TO_GET)
     message = str(e.value)
     assert "snips data was not found" in message and str(tmp_path / "nowhere" / "snips") in message
     assert "python examples/multi-task/download_data.py" in message
     with pytest.raises(SystemExit, match="--data-dir .* does not hold the snips data"):
-        common.find_data("snips", str(tmp_path), str(tmp_path), common.has_files("x"), "")
+        locate.find_data("snips", str(tmp_path), str(tmp_path), locate.has_files("x"), "")
 
 
 def test_data_dir_then_env_then_local(tmp_path, monkeypatch):
-    check = common.has_files("*.json")
+    check = locate.has_files("*.json")
     for folder in ("given", "env/snips", "local"):
         os.makedirs(tmp_path / folder)
         (tmp_path / folder / "a.json").write_text("{}")
     monkeypatch.setenv("PADDLEPALM_DATA", str(tmp_path / "env"))
-    assert common.find_data("snips", str(tmp_path / "given"), str(tmp_path / "local"), check, "") == \
+    assert locate.find_data("snips", str(tmp_path / "given"), str(tmp_path / "local"), check, "") == \
         str(tmp_path / "given")
-    assert common.find_data("snips", None, str(tmp_path / "local"), check, "") == str(tmp_path / "env" / "snips")
+    assert locate.find_data("snips", None, str(tmp_path / "local"), check, "") == str(tmp_path / "env" / "snips")
     monkeypatch.delenv("PADDLEPALM_DATA")
-    assert common.find_data("snips", None, str(tmp_path / "local"), check, "") == str(tmp_path / "local")
+    assert locate.find_data("snips", None, str(tmp_path / "local"), check, "") == str(tmp_path / "local")
 
 
 @pytest.fixture
 def snips_mirror(tmp_path):
     """A local HTTP server laid out like the nlu-benchmark folder (<Intent>/<file>)."""
-    sys.path.insert(0, os.path.join(EXAMPLES, "multi-task"))
-    import download_data
-
+    download_data = _load_download_data()
     src = _need("snips")
     root = tmp_path / "mirror"
     for name in download_data.SHA256:
@@ -205,8 +215,6 @@ def test_download_data_fetches_and_verifies_sha256(snips_mirror, tmp_path, monke
     dest = tmp_path / "data"
     assert download_data.main(["--dest", str(dest), "--base-url", url]) == 0
     assert sorted(os.listdir(dest)) == sorted(download_data.SHA256)
-    from paddlepalm.reader.snips import load_snips
-
     assert {k: len(v) for k, v in load_snips(str(dest)).items()} == {"train": 13084, "dev": 700, "test": 700}
     # a tampered file on the server is refused and removed
     bad = root / "RateBook" / "validate_RateBook.json"
@@ -217,9 +225,7 @@ def test_download_data_fetches_and_verifies_sha256(snips_mirror, tmp_path, monke
 
 
 def test_download_data_copies_a_local_folder(tmp_path):
-    sys.path.insert(0, os.path.join(EXAMPLES, "multi-task"))
-    import download_data
-
+    download_data = _load_download_data()
     src = _need("snips")
     assert download_data.main(["--from", src, "--dest", str(tmp_path / "copy")]) == 0
     assert len(os.listdir(tmp_path / "copy")) == 14
@@ -228,23 +234,23 @@ def test_download_data_copies_a_local_folder(tmp_path):
 # ----------------------------------------------------------------------------- helpers
 def test_results_json_and_table(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", [os.path.join(EXAMPLES, "x", "run.py"), "--lr", "1e-4"])
-    path = common.write_results(str(tmp_path), {"intent": {"accuracy": 0.98}}, 12.34, {"split": "test"})
+    path = write_results(str(tmp_path), {"intent": {"accuracy": 0.98}}, 12.34, {"split": "test"})
     data = json.load(open(path))
     assert data == {"intent": {"accuracy": 0.98}, "wall_seconds": 12.3,
                     "run": {"split": "test", "command": "python examples/x/run.py --lr 1e-4"}}
-    table = common.format_table(["task", "acc", "steps"], [("intent", 0.98125, 409)])
+    table = format_table(["task", "acc", "steps"], [("intent", 0.98125, 409)])
     assert table.splitlines()[2] == "| intent | 98.12 | 409   |"
-    assert common.subsample(list(range(10)), 3, seed=1) == common.subsample(list(range(10)), 3, seed=1)
-    assert common.subsample([1, 2], None) == [1, 2]
+    assert subsample(list(range(10)), 3, seed=1) == subsample(list(range(10)), 3, seed=1)
+    assert subsample([1, 2], None) == [1, 2]
 
 
 def test_limit_conll_keeps_whole_sentences(tmp_path):
     src = tmp_path / "a.conll"
     src.write_text("-DOCSTART-\tO\n\nA\tO\nb\tB-x\n\nC\tO\n\nD\tO\ne\tO\n")
-    dest = common.limit_conll(str(src), 2, str(tmp_path / "b.conll"), seed=0)
+    dest = limit_conll(str(src), 2, str(tmp_path / "b.conll"), seed=0)
     blocks = open(dest).read().strip().split("\n\n")
     assert len(blocks) == 2 and all(b in ("A\tO\nb\tB-x", "C\tO", "D\tO\ne\tO") for b in blocks)
-    assert common.limit_conll(str(src), None, "unused") == str(src)
+    assert limit_conll(str(src), None, "unused") == str(src)
 
 
 # ----------------------------------------------------------------------------- docs

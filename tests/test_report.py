@@ -108,6 +108,60 @@ def test_without_matplotlib_summary_is_written_and_message_is_clear(tmp_path, mo
     run_dir = _write_run(tmp_path / "run", ["intent"])
     assert cli.main(["report", run_dir]) == 1
     err = capsys.readouterr().err
-    assert "pip install matplotlib" in err and "summary.md was written without plots" in err
+    assert 'plots need matplotlib, which paddlepalm\'s base install does not include: pip install ' \
+           '"paddlepalm[plot]" (or pass --no-plots)' in err
+    assert "summary.md was written without plots" in err and "Traceback" not in err
     assert os.path.isfile(os.path.join(run_dir, "report", "summary.md"))
     assert cli.main(["report", run_dir, "--no-plots"]) == 0
+
+
+def _loss_only_run(folder, task="ner"):
+    """A run trained without a dev file: metrics.jsonl has loss rows only."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "metrics.jsonl"), "w") as f:
+        for step in (5, 10):
+            f.write(json.dumps({"step": step, "loss": {task: 1.0 / step}, "lr": 1e-4,
+                                "task_steps": {task: step}, "time": step}) + "\n")
+    return str(folder)
+
+
+def test_summary_shows_test_metrics_of_a_run_without_dev_file(tmp_path):
+    run_dir = _loss_only_run(tmp_path / "run")
+    with open(os.path.join(run_dir, "results.json"), "w") as f:
+        json.dump({}, f)  # what `paddlepalm train` writes without a dev file
+    with open(os.path.join(run_dir, "test_results.json"), "w") as f:  # paddlepalm evaluate --split test
+        json.dump({"ner": {"f1": 0.625, "precision": 0.5, "per_type": {"loc": 0.7}}}, f)
+    out = tmp_path / "report"
+    assert cli.main(["report", run_dir, "--no-plots", "--out", str(out)]) == 0
+    md = (out / "summary.md").read_text()
+    assert "## Test metrics (test_results.json)" in md and "| ner | f1 | 62.50 |" in md
+    assert "Final dev metrics" not in md
+
+
+def test_extra_results_file_and_results_json_titles(tmp_path, capsys):
+    run_dir = _write_run(tmp_path / "run", ["intent"], final={"intent": 0.9},
+                         results={"intent": {"accuracy": 0.9, "macro_f1": 0.8}})  # YAML route: final dev
+    extra = tmp_path / "eval_test.json"
+    extra.write_text(json.dumps({"intent": {"accuracy": 0.85}}))
+    assert cli.main(["report", run_dir, "--no-plots", "--results", str(extra)]) == 0
+    md = open(os.path.join(run_dir, "report", "summary.md")).read()
+    assert "## Final evaluation (results.json)" in md and "## Test metrics (results.json)" not in md
+    assert "## Test metrics (eval_test.json)" in md and "| intent | accuracy | 85.00 |" in md
+    assert cli.main(["report", run_dir, "--no-plots", "--results", str(tmp_path / "nope.json")]) == 1
+    assert "nope.json: results file not found" in capsys.readouterr().err
+
+
+def test_balance_rows_are_read_and_plotted(tmp_path):
+    pytest.importorskip("matplotlib")
+    rows = [json.dumps({"step": s, "balance": {"weights": {"intent": 1.0 + s / 100, "slot": 1.0},
+                                               "grad_cosine": {"intent|slot": -0.2 + s / 200},
+                                               "grad_norm": {"intent": 1.0, "slot": 2.0}}}) for s in (5, 10, 15)]
+    run_dir = _write_run(tmp_path / "balanced", ["intent", "slot"], steps=20, extra_lines=rows)
+    run = rep.read_run(run_dir)
+    assert [r["step"] for r in run.balance_rows] == [5, 10, 15]
+    assert run.balance_rows[0]["grad_cosine"]["intent|slot"] == pytest.approx(-0.175)
+    written = rep.make_report(run_dir, out=str(tmp_path / "report"))
+    data = open(written["balance"], "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
+    assert "balance" not in rep.make_report(_write_run(tmp_path / "plain", ["intent"]),
+                                            out=str(tmp_path / "r2"))

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from paddlepalm.errors import DataError
-from paddlepalm.reader.snips import (
+from paddlepalm.datasets.snips import (
     Utterance,
     decode_bytes,
     intent_label_list,
@@ -16,6 +15,7 @@ from paddlepalm.reader.snips import (
     words_and_tags,
     write_palm_tsv,
 )
+from paddlepalm.errors import DataError
 
 DATA_ROOT = Path(os.environ.get("PADDLEPALM_DATA",
                                 Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))

@@ -8,21 +8,14 @@ import pytest
 
 import paddlepalm as palm
 from paddlepalm.sampling import Sampler, TaskInfo, annealed_probs, temperature_probs
-from tests.helpers import tiny_config, write_vocab
+from tests.helpers import INTENT_ROWS, tiny_config, two_task_files, write_vocab
 
-ROWS = [("0", "play jazz music"), ("1", "what is the weather in paris"), ("2", "book a table for two"),
-        ("0", "play rock songs"), ("1", "will it rain tomorrow"), ("2", "book the restaurant"),
-        ("0", "play a song by the rock"), ("1", "is it sunny in paris")]
+ROWS = INTENT_ROWS
 
 
 @pytest.fixture
 def data(tmp_path):
-    vocab = write_vocab(str(tmp_path / "vocab"))
-    a = tmp_path / "a.tsv"
-    a.write_text("label\ttext_a\n" + "".join("%s\t%s\n" % r for r in ROWS), encoding="utf-8")
-    b = tmp_path / "b.tsv"
-    b.write_text("label\ttext_a\n" + "".join("%d\t%s\n" % (int(l) % 2, t) for l, t in ROWS), encoding="utf-8")
-    return vocab, str(a), str(b)
+    return two_task_files(tmp_path)
 
 
 def _two_tasks(data, seed=0, batch=4, dropout=0.1):

@@ -14,35 +14,41 @@ Outputs in ``--output-dir``: ``results.json`` (test accuracy), ``metrics.jsonl``
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import _common as common  # noqa: E402
+from paddlepalm.datasets import find_snips, prepare_snips, pretrained_dir
+from paddlepalm.utils.results import read_results, training_speed, write_results
+from paddlepalm.utils.script import add_common_args, data_out, finish_prepare_only
+from paddlepalm.utils.seed import seed_everything
+from paddlepalm.utils.table import format_table
+from paddlepalm.utils.timing import Stopwatch
+
+# the SNIPS files of the multi-task example (where its download_data.py puts them)
+SNIPS_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "multi-task", "data")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    common.add_common_args(parser, "snips", os.path.join("outputs", "classification"), epochs=1,
-                           batch_size=32, lr=1e-4, max_len=48)
+    add_common_args(parser, "snips", os.path.join("outputs", "classification"), epochs=1,
+                    batch_size=32, lr=1e-4, max_len=48)
     parser.add_argument("--dropout", type=float, default=0.1)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> dict:
-    watch = common.Stopwatch()
+    watch = Stopwatch()
     args = parse_args(argv)
-    data_dir = common.find_snips(args.data_dir)
-    pretrained = common.pretrained_dir(args.pretrained)
+    data_dir = find_snips(args.data_dir, SNIPS_DATA)
+    pretrained = pretrained_dir(args.pretrained)
     out = args.output_dir
-    data = common.prepare_snips(data_dir, common.data_out(args, __file__), limit=args.limit)
+    data = prepare_snips(data_dir, data_out(args, __file__), limit=args.limit)
     if args.prepare_only:
-        return common.finish_prepare_only(args, pretrained, common.data_out(args, __file__))
+        return finish_prepare_only(pretrained, data_out(args, __file__))
 
     import paddlepalm as palm
 
     files, intents = data["files"], data["intent_labels"]
-    common.seed_everything(args.seed)
+    seed_everything(args.seed)
 
     # -- training, PALM 2.x style
     train_reader = palm.reader.ClassifyReader(pretrained, args.max_len, seed=args.seed, label_map=intents,
@@ -81,16 +87,16 @@ def main(argv=None) -> dict:
     test = trainer.predict(output_dir=os.path.join(out, "predictions"))
     watch.lap("test")
 
-    speed = common.training_speed(summary, {"intent": args.batch_size})
+    speed = training_speed(summary, {"intent": args.batch_size})
     run = {"example": "classification", "split": "test", "sizes": data["sizes"], "steps": summary["steps"],
            "checkpoint": checkpoint, **speed, "phases_seconds": watch.laps, "settings": vars(args)}
-    path = common.write_results(out, {"intent": test}, watch.seconds, run)
+    path = write_results(out, {"intent": test}, watch.seconds, run)
     print()
-    print(common.format_table(["task", "test accuracy (%)", "macro F1 (%)", "steps"],
-                              [("intent", test["accuracy"], test["macro_f1"], summary["steps"])]))
+    print(format_table(["task", "test accuracy (%)", "macro F1 (%)", "steps"],
+                       [("intent", test["accuracy"], test["macro_f1"], summary["steps"])]))
     print("wall time %.0f s (training %.0f s, %.1f train examples/s); results: %s"
           % (watch.seconds, speed["train_seconds"], speed["train_examples_per_second"], path))
-    return common.read_results(path)
+    return read_results(path)
 
 
 if __name__ == "__main__":

@@ -14,67 +14,44 @@ in percent on the held-out questions), ``metrics.jsonl``, ``model/``, ``predicti
 (``predictions.json`` qid -> answer, ``nbest_predictions.json``).
 """
 import argparse
-import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import _common as common  # noqa: E402
-
-FILE = "xquad.en.json"
-HOW_TO_GET = ("Get xquad.en.json from https://github.com/google-deepmind/xquad and point --data-dir "
-              "(or $PADDLEPALM_DATA/xquad) at its folder.")
+from paddlepalm.datasets import find_xquad, pretrained_dir, split_articles
+from paddlepalm.datasets.xquad import XQUAD_EN_FILE
+from paddlepalm.utils.results import read_results, training_speed, write_results
+from paddlepalm.utils.script import add_common_args, data_out, finish_prepare_only, optimizer_from_args
+from paddlepalm.utils.seed import seed_everything
+from paddlepalm.utils.timing import Stopwatch
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    common.add_common_args(parser, "xquad", os.path.join("outputs", "mrc"), epochs=4, batch_size=16,
-                           lr=2e-4, max_len=256, head_lr=1e-3)
+    add_common_args(parser, "xquad", os.path.join("outputs", "mrc"), epochs=4, batch_size=16,
+                    lr=2e-4, max_len=256, head_lr=1e-3)
     parser.add_argument("--max-query-len", type=int, default=48)
     parser.add_argument("--doc-stride", type=int, default=128)
     parser.add_argument("--held-out", type=int, default=10, help="articles (from the end) held out for evaluation")
     return parser.parse_args(argv)
 
 
-def split_articles(path: str, held_out: int, out_dir: str, limit=None, seed: int = 0):
-    """Write ``train.json`` (all but the last ``held_out`` articles) and ``eval.json``;
-    ``limit`` keeps at most that many questions in each (smoke tests)."""
-    with open(path, encoding="utf-8") as f:
-        dataset = json.load(f)
-    articles = dataset["data"]
-    if not 0 < held_out < len(articles):
-        raise SystemExit("error: --held-out must be between 1 and %d" % (len(articles) - 1))
-    os.makedirs(out_dir, exist_ok=True)
-    files, counts = {}, {}
-    for name, part in (("train", articles[:-held_out]), ("eval", articles[-held_out:])):
-        if limit:
-            keep = set(common.subsample([qa["id"] for a in part for p in a["paragraphs"] for qa in p["qas"]],
-                                        limit, seed))
-            part = [dict(a, paragraphs=[dict(p, qas=[q for q in p["qas"] if q["id"] in keep])
-                                        for p in a["paragraphs"]]) for a in part]
-        files[name] = os.path.join(out_dir, name + ".json")
-        counts[name] = sum(len(p["qas"]) for a in part for p in a["paragraphs"])
-        with open(files[name], "w", encoding="utf-8") as f:
-            json.dump({"version": dataset.get("version", "1.1"), "data": part}, f, ensure_ascii=False)
-    return files, counts
-
-
 def main(argv=None) -> dict:
-    watch = common.Stopwatch()
+    watch = Stopwatch()
     args = parse_args(argv)
-    data_dir = common.find_data("xquad", args.data_dir, os.path.join(os.path.dirname(__file__), "data"),
-                                common.has_files(FILE), HOW_TO_GET)
-    pretrained = common.pretrained_dir(args.pretrained)
+    data_dir = find_xquad(args.data_dir, os.path.join(os.path.dirname(os.path.abspath(__file__)), "data"))
+    pretrained = pretrained_dir(args.pretrained)
     out = args.output_dir
-    files, counts = split_articles(os.path.join(data_dir, FILE), args.held_out, common.data_out(args, __file__),
-                                   args.limit, args.seed)
+    try:
+        files, counts = split_articles(os.path.join(data_dir, XQUAD_EN_FILE), args.held_out,
+                                       data_out(args, __file__), args.limit, args.seed)
+    except ValueError as e:  # --held-out out of range, or a malformed file (named in the message)
+        raise SystemExit("error: %s" % e) from None
     if args.prepare_only:
-        return common.finish_prepare_only(args, pretrained, common.data_out(args, __file__))
+        return finish_prepare_only(pretrained, data_out(args, __file__))
 
     import paddlepalm as palm
 
-    common.seed_everything(args.seed)
+    seed_everything(args.seed)
     reader_args = dict(max_query_len=args.max_query_len, doc_stride=args.doc_stride)
     train = palm.reader.MRCReader(pretrained, args.max_len, seed=args.seed, bucket_by_length=True, **reader_args)
     train.load_data(files["train"], args.batch_size, file_format="json")
@@ -90,7 +67,7 @@ def main(argv=None) -> dict:
     watch.lap("prepare")
     print("XQuAD en: %d training questions (%d windows), %d held-out questions"
           % (counts["train"], train.num_examples, counts["eval"]))
-    summary = trainer.fit(optimizer=common.optimizer(args), num_epochs=args.epochs, max_steps=args.max_steps,
+    summary = trainer.fit(optimizer=optimizer_from_args(args), num_epochs=args.epochs, max_steps=args.max_steps,
                           print_steps=args.print_steps)
     watch.lap("train")
     scores = task.predict(os.path.join(out, "predictions"), reader=held_out, print_steps=0)
@@ -99,18 +76,18 @@ def main(argv=None) -> dict:
     context = ("paddlepalm is a multi-task fine-tuning toolkit built on PaddlePaddle. It was released by "
                "Baidu in 2019 and trains one shared encoder with a head per task.")
     answer = palm.load(model_dir).predict("qa", [("Who released paddlepalm?", context)])[0]
-    speed = common.training_speed(summary, {"qa": args.batch_size})
+    speed = training_speed(summary, {"qa": args.batch_size})
     run = {"example": "mrc", "split": "held-out XQuAD articles", "questions": counts,
            "train_windows": train.num_examples, "steps": summary["steps"], **speed,
            "phases_seconds": watch.laps, "settings": vars(args), "metric_scale": "percent"}
-    path = common.write_results(out, {"qa": scores}, watch.seconds, run)
+    path = write_results(out, {"qa": scores}, watch.seconds, run)
     print()
     print("palm.load(...).predict('qa', [('Who released paddlepalm?', ...)]) -> %r" % answer.get("text"))
     print("| task | held-out EM (%%) | held-out F1 (%%) | train questions |\n|---|---|---|---|\n"
           "| qa | %.2f | %.2f | %d |" % (scores["exact_match"], scores["f1"], counts["train"]))
     print("wall time %.0f s (training %.0f s, %.1f train windows/s); results: %s"
           % (watch.seconds, speed["train_seconds"], speed["train_examples_per_second"], path))
-    return common.read_results(path)
+    return read_results(path)
 
 
 if __name__ == "__main__":

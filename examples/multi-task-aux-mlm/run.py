@@ -15,17 +15,21 @@ Outputs: ``results.json`` (test entity F1, and MLM accuracy on dev tweets), ``me
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import _common as common  # noqa: E402
+from paddlepalm.datasets import WNUT17_FILES, find_wnut17, pretrained_dir, wnut17_readers
+from paddlepalm.utils.results import read_results, training_speed, write_results
+from paddlepalm.utils.script import (add_common_args, copy_files, data_out,
+                                     default_eval_steps, finish_prepare_only, optimizer_from_args)
+from paddlepalm.utils.seed import seed_everything
+from paddlepalm.utils.table import format_table
+from paddlepalm.utils.timing import Stopwatch
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    common.add_common_args(parser, "wnut17", os.path.join("outputs", "multi-task-aux-mlm"), epochs=4,
-                           batch_size=32, lr=2e-4, max_len=128, head_lr=1e-3)
+    add_common_args(parser, "wnut17", os.path.join("outputs", "multi-task-aux-mlm"), epochs=4,
+                    batch_size=32, lr=2e-4, max_len=128, head_lr=1e-3)
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--mlm-mix-ratio", type=float, default=0.3,
                         help="sampling weight of the aux MLM task (NER has 1.0); 0 trains NER alone")
@@ -43,26 +47,26 @@ def write_text(reader, path: str) -> str:
 
 
 def main(argv=None) -> dict:
-    watch = common.Stopwatch()
+    watch = Stopwatch()
     args = parse_args(argv)
-    data_dir = common.find_wnut17(args.data_dir, os.path.dirname(os.path.abspath(__file__)))
-    pretrained = common.pretrained_dir(args.pretrained)
+    data_dir = find_wnut17(args.data_dir, os.path.join(os.path.dirname(os.path.abspath(__file__)), "data"))
+    pretrained = pretrained_dir(args.pretrained)
     out = args.output_dir
-    work = common.data_out(args, __file__)
+    work = data_out(args, __file__)
     if args.prepare_only:  # the CoNLL files as they are, and the tweets' text for the MLM task
-        common.copy_files(data_dir, common.WNUT17_FILES.values(), work)
+        copy_files(data_dir, WNUT17_FILES.values(), work)
     else:
         os.makedirs(out, exist_ok=True)
 
     import paddlepalm as palm
 
-    common.seed_everything(args.seed)
-    ner_readers = common.wnut17_readers(data_dir, pretrained, args.max_len, args.batch_size, args.seed,
-                                        args.limit, work)
+    seed_everything(args.seed)
+    ner_readers = wnut17_readers(data_dir, pretrained, args.max_len, args.batch_size, args.seed,
+                                 args.limit, work)
     if args.prepare_only:
         for split in ("train", "dev"):
             write_text(ner_readers[split], os.path.join(work, split + ".txt"))
-        return common.finish_prepare_only(args, pretrained, work)
+        return finish_prepare_only(pretrained, work)
     backbone = palm.backbone.BERT.from_pretrained(pretrained)
     hidden = backbone.config.hidden_size
     tags = ner_readers["train"].label_vocab()
@@ -87,9 +91,9 @@ def main(argv=None) -> dict:
     watch.lap("prepare")
     steps_per_epoch = ner_readers["train"].steps_per_epoch
     total = args.max_steps or int(round(args.epochs * steps_per_epoch * (1 + max(0.0, args.mlm_mix_ratio))))
-    summary = trainer.fit(optimizer=common.optimizer(args), num_epochs=args.epochs, max_steps=args.max_steps,
+    summary = trainer.fit(optimizer=optimizer_from_args(args), num_epochs=args.epochs, max_steps=args.max_steps,
                           main_task="ner", save_path=out, keep_last=1, objective="ner.f1",
-                          eval_steps=args.eval_steps or common.default_eval_steps(total, 4),
+                          eval_steps=args.eval_steps or default_eval_steps(total, 4),
                           print_steps=args.print_steps)
     watch.lap("train")
     trainer.load_ckpt(os.path.join(out, "best"))  # the best dev entity F1
@@ -98,21 +102,21 @@ def main(argv=None) -> dict:
         metrics["mlm"] = trainer.predict_task(trainers[1], trainers[1].dev_reader, print_steps=0)  # dev tweets
     watch.lap("test")
 
-    speed = common.training_speed(summary, {t.name: args.batch_size for t in trainers})
+    speed = training_speed(summary, {t.name: args.batch_size for t in trainers})
     run = {"example": "multi-task-aux-mlm", "split": "test (ner), dev text (mlm)", "steps": summary["steps"],
            "task_steps": summary["task_steps"], "best_dev_f1": summary["best_score"], **speed,
            "phases_seconds": watch.laps, "settings": vars(args)}
-    path = common.write_results(out, metrics, watch.seconds, run)
+    path = write_results(out, metrics, watch.seconds, run)
     print()
     rows = [("ner", "test entity F1", metrics["ner"]["f1"], summary["task_steps"]["ner"])]
     if "mlm" in metrics:
         rows.append(("mlm (aux)", "dev masked-token accuracy", metrics["mlm"]["accuracy"],
                      summary["task_steps"]["mlm"]))
-    print(common.format_table(["task", "metric", "value (%)", "steps"], rows))
+    print(format_table(["task", "metric", "value (%)", "steps"], rows))
     print("best dev F1 %.2f%%; wall time %.0f s (training %.0f s, %.1f train examples/s); results: %s"
           % (100 * summary["best_score"], watch.seconds, speed["train_seconds"],
              speed["train_examples_per_second"], path))
-    return common.read_results(path)
+    return read_results(path)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,14 @@ end, save the model, reload it with ``palm.load`` and predict new text. Everythi
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import _common as common  # noqa: E402
+from paddlepalm.datasets import find_snips, prepare_snips, pretrained_dir
+from paddlepalm.utils.results import read_results, training_speed, write_results
+from paddlepalm.utils.script import (add_common_args, data_out, default_eval_steps,
+                                     finish_prepare_only, optimizer_from_args)
+from paddlepalm.utils.seed import seed_everything
+from paddlepalm.utils.table import format_table
+from paddlepalm.utils.timing import Stopwatch
 
 TASKS = ("slot", "intent")  # the first is the main task: it fixes the length of training
 DEMO = {"intent": ["play some jazz", "will it snow in boston tomorrow"],
@@ -27,8 +31,8 @@ DEMO = {"intent": ["play some jazz", "will it snow in boston tomorrow"],
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    common.add_common_args(parser, "snips", os.path.join("outputs", "multi-task"), epochs=2,
-                           batch_size=32, lr=2e-4, max_len=48, head_lr=1e-3)
+    add_common_args(parser, "snips", os.path.join("outputs", "multi-task"), epochs=2,
+                    batch_size=32, lr=2e-4, max_len=48, head_lr=1e-3)
     parser.add_argument("--single-task", choices=TASKS,
                         help="train only this task (the baseline for the multi-task run)")
     parser.add_argument("--intent-mix-ratio", type=float, default=0.5,
@@ -39,13 +43,45 @@ def parse_args(argv=None):
                         help="per-word softmax slot head instead of the linear-chain CRF (Viterbi decoding)")
     parser.add_argument("--split-seed", type=int, default=0,
                         help="seed of the standard split (100 test utterances per intent)")
+    parser.add_argument("--shared-input", action="store_true",
+                        help="both tasks read one joint_label file (words, intent, tags): one tokenization and ONE "
+                             "encoder pass per batch for both heads (JointBERT-style); --epochs is then the epochs "
+                             "over the utterances")
+    parser.add_argument("--step-mode", choices=("sampled", "joint"), default="sampled",
+                        help="sampled: one task per step (PALM); joint: both tasks every step")
+    parser.add_argument("--balancer", choices=("fixed", "uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad"),
+                        help="how the two losses combine (docs/balancing.md); default: their sum")
+    parser.add_argument("--diagnostics-steps", type=int, default=50,
+                        help="with --balancer: log the task-gradient cosine and task weights every N steps")
     return parser.parse_args(argv)
+
+
+def build_shared_input_trainers(args, data, vocab, hidden_size):
+    """Both tasks over one ``joint_label`` reader: each task reads its view of the same batches."""
+    import paddlepalm as palm
+
+    files = data["files"]
+    make = lambda phase, seed=None: palm.reader.JointLabelReader(
+        vocab, args.max_len, label_map=data["intent_labels"], tag_map=data["slot_label_map"], phase=phase,
+        seed=seed, bucket_by_length=True)
+    train = make("train", args.seed).load_data(files["train"]["joint"], args.batch_size)
+    dev = make("dev").load_data(files["dev"]["joint"], 64)
+    test = dev.clone("test").load_data(files["test"]["joint"], 64)
+    heads = {"slot": palm.head.SequenceLabel(len(data["slot_label_map"]), hidden_size, args.dropout,
+                                             use_crf=args.crf, crf_lr=10.0),
+             "intent": palm.head.Classify(len(data["intent_labels"]), hidden_size, args.dropout)}
+    field = {"slot": "word_labels", "intent": "label"}
+    trainers = [palm.Trainer(task, reader=train.view(field[task]), head=heads[task],
+                             dev_reader=dev.view(field[task])) for task in TASKS]
+    return trainers, {task: test.view(field[task]) for task in TASKS}
 
 
 def build_trainers(args, data, vocab, hidden_size):
     """One ``palm.Trainer`` per task: train reader, dev reader and head."""
     import paddlepalm as palm
 
+    if args.shared_input and not args.single_task:
+        return build_shared_input_trainers(args, data, vocab, hidden_size)
     tasks = [args.single_task] if args.single_task else list(TASKS)
     files = data["files"]
     trainers = []
@@ -77,35 +113,38 @@ OBJECTIVE = {"intent": "accuracy", "slot": "f1"}
 
 
 def main(argv=None) -> dict:
-    watch = common.Stopwatch()
+    watch = Stopwatch()
     args = parse_args(argv)
-    data_dir = common.find_snips(args.data_dir)
-    vocab = common.pretrained_dir(args.pretrained)
+    data_dir = find_snips(args.data_dir, os.path.join(os.path.dirname(os.path.abspath(__file__)), "data"))
+    vocab = pretrained_dir(args.pretrained)
     out = args.output_dir
-    data = common.prepare_snips(data_dir, common.data_out(args, __file__), seed=args.split_seed, limit=args.limit)
+    data = prepare_snips(data_dir, data_out(args, __file__), seed=args.split_seed, limit=args.limit)
     if args.prepare_only:
-        return common.finish_prepare_only(args, vocab, common.data_out(args, __file__))
+        return finish_prepare_only(vocab, data_out(args, __file__))
     os.makedirs(out, exist_ok=True)
 
     import paddlepalm as palm
 
     print("SNIPS from %s: %s" % (data_dir, ", ".join("%s %d" % kv for kv in data["sizes"].items())))
-    common.seed_everything(args.seed)
+    seed_everything(args.seed)
     backbone = palm.backbone.BERT.from_pretrained(vocab)
     trainers, test_readers = build_trainers(args, data, vocab, backbone.config.hidden_size)
     watch.lap("prepare")
 
-    trainer = palm.MultiHeadTrainer(trainers, backbone=backbone, seed=args.seed)
+    trainer = palm.MultiHeadTrainer(trainers, backbone=backbone, seed=args.seed, step_mode=args.step_mode,
+                                    balancer=args.balancer)
     trainer.log_path = os.path.join(out, "metrics.jsonl")  # read by `paddlepalm report`
     if os.path.exists(trainer.log_path):
         os.remove(trainer.log_path)
     steps_per_epoch = trainers[0].reader.steps_per_epoch
-    planned = args.max_steps or int(round(args.epochs * steps_per_epoch * sum(t.mix_ratio for t in trainers)
-                                          / trainers[0].mix_ratio))
-    summary = trainer.fit(optimizer=common.optimizer(args), num_epochs=args.epochs, main_task=trainers[0].name,
+    every_step = args.shared_input or args.step_mode == "joint"  # the main task runs at every step
+    planned = args.max_steps or int(round(args.epochs * steps_per_epoch * (
+        1 if every_step else sum(t.mix_ratio for t in trainers) / trainers[0].mix_ratio)))
+    summary = trainer.fit(optimizer=optimizer_from_args(args), num_epochs=args.epochs, main_task=trainers[0].name,
                           max_steps=args.max_steps, print_steps=args.print_steps,
-                          eval_steps=args.eval_steps or common.default_eval_steps(planned),
-                          objective={"%s.%s" % (t.name, OBJECTIVE[t.name]): 1.0 for t in trainers})
+                          eval_steps=args.eval_steps or default_eval_steps(planned),
+                          objective={"%s.%s" % (t.name, OBJECTIVE[t.name]): 1.0 for t in trainers},
+                          diagnostics_steps=args.diagnostics_steps)
     watch.lap("train")
 
     # held-out test split, with the final weights
@@ -119,14 +158,14 @@ def main(argv=None) -> dict:
     demo = {t: model.predict(t, DEMO[t]) for t in model.tasks}
     watch.lap("save_and_reload")
 
-    speed = common.training_speed(summary, {t.name: args.batch_size for t in trainers})
+    speed = training_speed(summary, {t.name: args.batch_size for t in trainers})
     run = {"example": "multi-task", "tasks": [t.name for t in trainers], "split": "test",
            "sizes": data["sizes"], "steps": summary["steps"], "task_steps": summary["task_steps"],
            "dev": summary["last_eval"], **speed, "phases_seconds": watch.laps,
            "settings": {k: v for k, v in vars(args).items()}}
-    path = common.write_results(out, metrics, watch.seconds, run)
+    path = write_results(out, metrics, watch.seconds, run)
     print_report(metrics, summary, speed, watch.seconds, demo, path, model_dir)
-    return common.read_results(path)
+    return read_results(path)
 
 
 def print_report(metrics, summary, speed, wall, demo, results_path, model_dir):
@@ -145,7 +184,7 @@ def print_report(metrics, summary, speed, wall, demo, results_path, model_dir):
             if "intent" in metrics else None,
             ("slot", "entity F1", metrics["slot"]["f1"], summary["task_steps"]["slot"])
             if "slot" in metrics else None]
-    print(common.format_table(headers, [r for r in rows if r]))
+    print(format_table(headers, [r for r in rows if r]))
     print("wall time %.0f s (training %.0f s, %.2f steps/s, %.1f train examples/s)"
           % (wall, speed["train_seconds"], speed["steps_per_second"], speed["train_examples_per_second"]))
     print("results: %s   model: %s" % (results_path, model_dir))

@@ -20,8 +20,7 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import _common as common  # noqa: E402
+from paddlepalm.utils.timing import Stopwatch
 
 SAMPLES = ["play the new album by adele", "is it going to rain in rome this weekend",
            "book a table for four at a mexican restaurant tonight", "rate the hobbit five stars",
@@ -79,7 +78,7 @@ def main(argv=None) -> list:
     import paddlepalm as palm
 
     texts = read_texts(args)
-    watch = common.Stopwatch()
+    watch = Stopwatch()
     model = palm.load(args.model)
     print("loaded %s (tasks: %s) in %.1f s" % (args.model, ", ".join(model.tasks), watch.lap("load")))
     results = [{"text": t} for t in texts]

@@ -15,17 +15,20 @@ word of the file. Outputs: ``results.json``, ``metrics.jsonl``, ``best/``,
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import _common as common  # noqa: E402
+from paddlepalm.datasets import WNUT17_FILES, find_wnut17, pretrained_dir, wnut17_readers
+from paddlepalm.utils.results import read_results, training_speed, write_results
+from paddlepalm.utils.script import add_common_args, copy_files, data_out, finish_prepare_only, optimizer_from_args
+from paddlepalm.utils.seed import seed_everything
+from paddlepalm.utils.table import format_table
+from paddlepalm.utils.timing import Stopwatch
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    common.add_common_args(parser, "wnut17", os.path.join("outputs", "sequence-labeling"), epochs=4,
-                           batch_size=32, lr=2e-4, max_len=128, head_lr=1e-3)
+    add_common_args(parser, "wnut17", os.path.join("outputs", "sequence-labeling"), epochs=4,
+                    batch_size=32, lr=2e-4, max_len=128, head_lr=1e-3)
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--no-crf", dest="crf", action="store_false",
                         help="per-word softmax instead of the linear-chain CRF (Viterbi decoding)")
@@ -33,21 +36,21 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
-    watch = common.Stopwatch()
+    watch = Stopwatch()
     args = parse_args(argv)
-    data_dir = common.find_wnut17(args.data_dir, os.path.dirname(os.path.abspath(__file__)))
-    pretrained = common.pretrained_dir(args.pretrained)
+    data_dir = find_wnut17(args.data_dir, os.path.join(os.path.dirname(os.path.abspath(__file__)), "data"))
+    pretrained = pretrained_dir(args.pretrained)
     out = args.output_dir
     if args.prepare_only:  # config.yaml reads the CoNLL files as they are: copy them
-        return common.finish_prepare_only(args, pretrained, common.copy_files(
-            data_dir, common.WNUT17_FILES.values(), common.data_out(args, __file__)))
+        return finish_prepare_only(pretrained, copy_files(
+            data_dir, WNUT17_FILES.values(), data_out(args, __file__)))
     os.makedirs(out, exist_ok=True)
 
     import paddlepalm as palm
 
-    common.seed_everything(args.seed)
-    readers = common.wnut17_readers(data_dir, pretrained, args.max_len, args.batch_size, args.seed, args.limit,
-                                    common.data_out(args, __file__))
+    seed_everything(args.seed)
+    readers = wnut17_readers(data_dir, pretrained, args.max_len, args.batch_size, args.seed, args.limit,
+                             data_out(args, __file__))
     tags = readers["train"].label_vocab()
     backbone = palm.backbone.BERT.from_pretrained(pretrained)
     head = palm.head.SequenceLabel(len(tags), backbone.config.hidden_size, args.dropout, use_crf=args.crf,
@@ -59,24 +62,25 @@ def main(argv=None) -> dict:
         os.remove(log)
     watch.lap("prepare")
     summary = task.fit(backbone=backbone, num_epochs=args.epochs, max_steps=args.max_steps,
-                       optimizer=common.optimizer(args), save_path=out, keep_last=1, eval_steps=args.eval_steps or steps_per_epoch,
+                       optimizer=optimizer_from_args(args), save_path=out, keep_last=1,
+                       eval_steps=args.eval_steps or steps_per_epoch,
                        objective="ner.f1", print_steps=args.print_steps)
     watch.lap("train")
     task.load_ckpt(os.path.join(out, "best"))  # the best dev F1
     test = task.predict(os.path.join(out, "predictions"), reader=readers["test"], print_steps=0)
     watch.lap("test")
 
-    speed = common.training_speed(summary, {"ner": args.batch_size})
+    speed = training_speed(summary, {"ner": args.batch_size})
     run = {"example": "sequence-labeling", "split": "test", "tags": tags, "steps": summary["steps"],
            "best_dev_f1": summary["best_score"], "sizes": {k: r.num_examples for k, r in readers.items()},
            **speed, "phases_seconds": watch.laps, "settings": vars(args)}
-    path = common.write_results(out, {"ner": test}, watch.seconds, run)
+    path = write_results(out, {"ner": test}, watch.seconds, run)
     print()
-    print(common.format_table(["task", "test entity F1 (%)", "precision (%)", "recall (%)", "best dev F1 (%)"],
-                              [("ner", test["f1"], test["precision"], test["recall"], summary["best_score"])]))
+    print(format_table(["task", "test entity F1 (%)", "precision (%)", "recall (%)", "best dev F1 (%)"],
+                       [("ner", test["f1"], test["precision"], test["recall"], summary["best_score"])]))
     print("wall time %.0f s (training %.0f s, %.1f train examples/s); results: %s"
           % (watch.seconds, speed["train_seconds"], speed["train_examples_per_second"], path))
-    return common.read_results(path)
+    return read_results(path)
 
 
 if __name__ == "__main__":

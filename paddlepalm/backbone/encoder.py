@@ -7,6 +7,7 @@ checkpoints by a fixed rename table (see :mod:`paddlepalm.backbone.weights`).
 import math
 from typing import List, NamedTuple, Optional
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -45,8 +46,9 @@ class Embeddings(nn.Layer):
         super().__init__()
         init = _normal(config.initializer_range)
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, weight_attr=init)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size,
-                                                weight_attr=init)
+        self.position_embeddings = (  # NEZHA: relative positions in attention, no absolute table
+            None if config.relative_positions else
+            nn.Embedding(config.max_position_embeddings, config.hidden_size, weight_attr=init))
         self.token_type_embeddings = (
             nn.Embedding(config.type_vocab_size, config.hidden_size, weight_attr=init)
             if config.type_vocab_size > 0 else None)
@@ -57,6 +59,8 @@ class Embeddings(nn.Layer):
         self.dropout = fastpath.Dropout(config.hidden_dropout_prob)
         self.pad_token_id = config.pad_token_id
         self.position_offset = config.position_offset
+        self.task_type_vocab_size = config.task_type_vocab_size
+        self.config_file = config.source_file
 
     def _position_ids(self, input_ids):
         seq_len = input_ids.shape[1]
@@ -66,9 +70,11 @@ class Embeddings(nn.Layer):
         return paddle.arange(seq_len, dtype="int64").unsqueeze(0)
 
     def forward(self, input_ids, token_type_ids=None, position_ids=None, task_type_ids=None):
-        if position_ids is None:
-            position_ids = self._position_ids(input_ids)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
+        x = self.word_embeddings(input_ids)
+        if self.position_embeddings is not None:
+            if position_ids is None:
+                position_ids = self._position_ids(input_ids)
+            x = x + self.position_embeddings(position_ids)
         if self.token_type_embeddings is not None:
             if token_type_ids is None:
                 token_type_ids = paddle.zeros_like(input_ids)
@@ -76,8 +82,46 @@ class Embeddings(nn.Layer):
         if self.task_type_embeddings is not None:
             if task_type_ids is None:
                 task_type_ids = paddle.zeros_like(input_ids)
+            elif paddle.in_dynamic_mode():
+                self._check_task_ids(task_type_ids)
             x = x + self.task_type_embeddings(task_type_ids)
         return self.dropout(self.layer_norm(x))
+
+    def _check_task_ids(self, task_type_ids) -> None:
+        low, high = int(task_type_ids.min()), int(task_type_ids.max())
+        if low < 0 or high >= self.task_type_vocab_size:
+            raise ValueError("%s: key 'task_type_vocab_size' is %d, so task_type_ids must be in [0, %d); "
+                             "the batch has task id %d" % (self.config_file or "encoder config",
+                                                          self.task_type_vocab_size,
+                                                          self.task_type_vocab_size,
+                                                          high if high >= self.task_type_vocab_size else low))
+
+
+def relative_position_table(num_relative: int, depth: int) -> np.ndarray:
+    """NEZHA's functional relative position encoding (Wei et al. 2019): a sinusoid table of
+    ``num_relative`` rows (relative distances ``-k..k`` shifted to ``0..2k``), ``depth`` columns."""
+    position = np.arange(num_relative, dtype=np.float32)[:, None]
+    div_term = np.exp(np.arange(0, depth, 2, dtype=np.float32) * np.float32(-math.log(10000.0) / depth))
+    table = np.zeros((num_relative, depth), dtype=np.float32)
+    table[:, 0::2] = np.sin(position * div_term)
+    table[:, 1::2] = np.cos(position * div_term)[:, : depth // 2]
+    return table
+
+
+class RelativePositions(nn.Layer):
+    """``[L, L, head_dim]`` encodings of the clipped distance ``j - i`` (computed, not learned)."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.max_distance = config.max_relative_position
+        table = relative_position_table(2 * self.max_distance + 1, config.head_dim)
+        self.register_buffer("table", paddle.to_tensor(table), persistable=False)
+
+    def forward(self, seq_len):
+        pos = paddle.arange(seq_len, dtype="int64")
+        distance = pos.unsqueeze(0) - pos.unsqueeze(1)  # [i, j] = j - i
+        index = paddle.clip(distance, -self.max_distance, self.max_distance) + self.max_distance
+        return paddle.gather(self.table, index.reshape([-1])).reshape([seq_len, seq_len, -1])
 
 
 class SelfAttention(nn.Layer):
@@ -96,22 +140,36 @@ class SelfAttention(nn.Layer):
         b, l = x.shape[0], x.shape[1]
         return x.reshape([b, l, self.num_heads, self.head_dim]).transpose([0, 2, 1, 3])
 
-    def forward(self, x, additive_mask, need_weights: bool = False):
+    def forward(self, x, additive_mask, need_weights: bool = False, relations=None):
         q = self._split_heads(self.q_proj(x))
         k = self._split_heads(self.k_proj(x))
         v = self._split_heads(self.v_proj(x))
         scale = 1.0 / math.sqrt(self.head_dim)
-        if x.shape[1] > self.head_dim:  # scale the smaller of q [B, h, L, d] and the scores [B, h, L, L]
+        if relations is not None:  # NEZHA: q.(k_j + r_ij) / sqrt(d), then sum_j p_ij (v_j + r_ij)
+            q = q * scale
+            scores = paddle.matmul(q, k, transpose_y=True) + _per_query(q, relations, transpose_y=True)
+        elif x.shape[1] > self.head_dim:  # scale the smaller of q [B, h, L, d] and the scores [B, h, L, L]
             scores = paddle.matmul(q * scale, k, transpose_y=True)
         else:
             scores = paddle.matmul(q, k, transpose_y=True) * scale
         if additive_mask is not None:
             scores = scores + additive_mask
         weights = F.softmax(scores, axis=-1)
-        context = paddle.matmul(self.dropout(weights), v)
+        dropped = self.dropout(weights)
+        context = paddle.matmul(dropped, v)
+        if relations is not None:
+            context = context + _per_query(dropped, relations)
         b, l = x.shape[0], x.shape[1]
         context = context.transpose([0, 2, 1, 3]).reshape([b, l, self.num_heads * self.head_dim])
         return self.out_proj(context), (weights if need_weights else None)
+
+
+def _per_query(x, relations, transpose_y: bool = False):
+    """``x`` [B, h, L, n] times each query's own matrix ``relations[i]`` [L, m, d] -> [B, h, L, *]."""
+    b, h, l = x.shape[0], x.shape[1], x.shape[2]
+    rows = x.transpose([2, 0, 1, 3]).reshape([l, b * h, x.shape[3]])  # [L, B*h, n]
+    out = paddle.matmul(rows, relations, transpose_y=transpose_y)  # [L, B*h, L or d]
+    return out.reshape([l, b, h, out.shape[-1]]).transpose([1, 2, 0, 3])
 
 
 class TransformerLayer(nn.Layer):
@@ -126,8 +184,8 @@ class TransformerLayer(nn.Layer):
         self.dropout = fastpath.Dropout(config.hidden_dropout_prob)
         self.activation = _activation(config.hidden_act)
 
-    def forward(self, x, additive_mask, need_weights: bool = False):
-        attn, weights = self.self_attn(x, additive_mask, need_weights)
+    def forward(self, x, additive_mask, need_weights: bool = False, relations=None):
+        attn, weights = self.self_attn(x, additive_mask, need_weights, relations)
         x = self.norm1(x + self.dropout(attn))
         ffn = self.linear2(self.activation(self.linear1(x)))  # no dropout here, as in BERT / HF / PaddleNLP
         return self.norm2(x + self.dropout(ffn)), weights
@@ -160,6 +218,7 @@ class Encoder(nn.Layer):
         self.embeddings = Embeddings(config)
         self.encoder = TransformerStack(config)
         self.pooler = Pooler(config)
+        self.relative_positions = RelativePositions(config) if config.relative_positions else None
 
     @property
     def hidden_size(self) -> int:
@@ -178,10 +237,11 @@ class Encoder(nn.Layer):
                 # Paddle's CPU add is ~8x slower when it broadcasts: expand once, not in every layer
                 b, l = input_ids.shape[0], input_ids.shape[1]
                 additive_mask = additive_mask.expand([b, self.config.num_attention_heads, l, l])
+        relations = None if self.relative_positions is None else self.relative_positions(input_ids.shape[1])
         hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
         for layer in self.encoder.layers:
-            x, weights = layer(x, additive_mask, output_attentions)
+            x, weights = layer(x, additive_mask, output_attentions, relations)
             if output_hidden_states:
                 hidden_states.append(x)
             if output_attentions:

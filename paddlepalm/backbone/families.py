@@ -1,10 +1,12 @@
-"""ERNIE, BERT and RoBERTa: the one :class:`Encoder`, with family defaults and PALM-style APIs."""
+"""ERNIE, BERT, RoBERTa and NEZHA: the one :class:`Encoder`, with family defaults and PALM-style APIs;
+Canine (its own module) joins the same registry."""
 import json
 from typing import Any, Dict, Optional, Union
 
 from paddlepalm.backbone.weights import (LoadReport, load_state_into, read_checkpoint, save_native,
                                          tokenizer_files)
-from paddlepalm.backbone.config import EncoderConfig
+from paddlepalm.backbone.canine import Canine
+from paddlepalm.backbone.config import EncoderConfig, load_config
 from paddlepalm.backbone.encoder import Encoder
 
 ConfigLike = Union[str, Dict[str, Any], EncoderConfig]
@@ -18,7 +20,7 @@ _PALM_ARGS = {
              "max_position_embeddings", "type_vocab_size", "hidden_act", "hidden_dropout_prob",
              "attention_probs_dropout_prob", "initializer_range"),
 }
-_PALM_ARGS["roberta"] = _PALM_ARGS["bert"]
+_PALM_ARGS["roberta"] = _PALM_ARGS["nezha"] = _PALM_ARGS["bert"]
 
 
 class _Family(Encoder):
@@ -143,12 +145,20 @@ class RoBERTa(_Family):
     model_type = "roberta"
 
 
-FAMILIES = {"ernie": ERNIE, "bert": BERT, "roberta": RoBERTa}
+class NEZHA(_Family):
+    """NEZHA (Wei et al. 2019): BERT with functional relative position encodings (sinusoids of the
+    distance ``j - i`` clipped at ``max_relative_position``, added to keys and values in every
+    attention layer) instead of learned absolute positions."""
+
+    model_type = "nezha"
 
 
-def build_encoder(config: ConfigLike, phase: str = "train") -> _Family:
-    """Build the family class named by the config's ``model_type``."""
-    cfg = EncoderConfig.load(config)
+FAMILIES = {"ernie": ERNIE, "bert": BERT, "roberta": RoBERTa, "nezha": NEZHA, "canine": Canine}
+
+
+def build_encoder(config: ConfigLike, phase: str = "train"):
+    """Build the class named by the config's ``model_type`` (a BERT family or Canine)."""
+    cfg = load_config(config)
     return FAMILIES[cfg.model_type](cfg, phase=phase)
 
 

@@ -36,7 +36,7 @@ FORMAT_VERSION = 1
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "vocab.json", "merges.txt",
                    "tokenizer_config.json", "special_tokens_map.json")
 LAYOUTS = ("paddlepalm", "paddlenlp", "hf", "palm1")
-_MODEL_PREFIXES = ("bert.", "roberta.", "ernie.", "model.", "encoder_model.")
+_MODEL_PREFIXES = ("bert.", "roberta.", "ernie.", "nezha.", "canine.", "model.", "encoder_model.")
 
 
 @dataclass
@@ -78,30 +78,34 @@ def _require(path: str, *names: str) -> str:
 
 
 # ----------------------------------------------------------------------------- name converters
+# One table for every Hugging Face encoder we read: BERT/ERNIE/RoBERTa/NEZHA use ``encoder.layer.N``;
+# Canine adds its character stacks (``initial_char_encoder``, ``final_char_encoder``), hash
+# embeddings and the down/up-sampling convolutions (Conv1d weights are [out, in, k] in both).
+_STACK = r"(encoder|initial_char_encoder|final_char_encoder)"
 _HF_RULES: List[Tuple[str, str]] = [
-    (r"^embeddings\.LayerNorm\.(weight|gamma)$", "embeddings.layer_norm.weight"),
-    (r"^embeddings\.LayerNorm\.(bias|beta)$", "embeddings.layer_norm.bias"),
+    (r"^(?:embeddings|char_embeddings)\.LayerNorm\.(weight|gamma)$", "embeddings.layer_norm.weight"),
+    (r"^(?:embeddings|char_embeddings)\.LayerNorm\.(bias|beta)$", "embeddings.layer_norm.bias"),
     (r"^embeddings\.(word|position|token_type|task_type)_embeddings\.weight$",
      r"embeddings.\1_embeddings.weight"),
-    (r"^encoder\.layer\.(\d+)\.attention\.self\.query\.(weight|bias)$",
-     r"encoder.layers.\1.self_attn.q_proj.\2"),
-    (r"^encoder\.layer\.(\d+)\.attention\.self\.key\.(weight|bias)$",
-     r"encoder.layers.\1.self_attn.k_proj.\2"),
-    (r"^encoder\.layer\.(\d+)\.attention\.self\.value\.(weight|bias)$",
-     r"encoder.layers.\1.self_attn.v_proj.\2"),
-    (r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)$",
-     r"encoder.layers.\1.self_attn.out_proj.\2"),
-    (r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.(weight|gamma)$",
-     r"encoder.layers.\1.norm1.weight"),
-    (r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.(bias|beta)$",
-     r"encoder.layers.\1.norm1.bias"),
-    (r"^encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)$", r"encoder.layers.\1.linear1.\2"),
-    (r"^encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)$", r"encoder.layers.\1.linear2.\2"),
-    (r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.(weight|gamma)$", r"encoder.layers.\1.norm2.weight"),
-    (r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.(bias|beta)$", r"encoder.layers.\1.norm2.bias"),
+    (r"^char_embeddings\.HashBucketCodepointEmbedder_(\d+)\.weight$", r"embeddings.hash_embeddings.\1.weight"),
+    (r"^char_embeddings\.char_position_embeddings\.weight$", "embeddings.position_embeddings.weight"),
+    (r"^char_embeddings\.token_type_embeddings\.weight$", "embeddings.token_type_embeddings.weight"),
+    (r"^(chars_to_molecules|projection)\.conv\.(weight|bias)$", r"\1.conv.\2"),
+    (r"^(chars_to_molecules|projection)\.LayerNorm\.(weight|bias)$", r"\1.layer_norm.\2"),
+    (_STACK + r"\.layer\.(\d+)\.attention\.self\.query\.(weight|bias)$", r"\1.layers.\2.self_attn.q_proj.\3"),
+    (_STACK + r"\.layer\.(\d+)\.attention\.self\.key\.(weight|bias)$", r"\1.layers.\2.self_attn.k_proj.\3"),
+    (_STACK + r"\.layer\.(\d+)\.attention\.self\.value\.(weight|bias)$", r"\1.layers.\2.self_attn.v_proj.\3"),
+    (_STACK + r"\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)$",
+     r"\1.layers.\2.self_attn.out_proj.\3"),
+    (_STACK + r"\.layer\.(\d+)\.attention\.output\.LayerNorm\.(weight|gamma)$", r"\1.layers.\2.norm1.weight"),
+    (_STACK + r"\.layer\.(\d+)\.attention\.output\.LayerNorm\.(bias|beta)$", r"\1.layers.\2.norm1.bias"),
+    (_STACK + r"\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)$", r"\1.layers.\2.linear1.\3"),
+    (_STACK + r"\.layer\.(\d+)\.output\.dense\.(weight|bias)$", r"\1.layers.\2.linear2.\3"),
+    (_STACK + r"\.layer\.(\d+)\.output\.LayerNorm\.(weight|gamma)$", r"\1.layers.\2.norm2.weight"),
+    (_STACK + r"\.layer\.(\d+)\.output\.LayerNorm\.(bias|beta)$", r"\1.layers.\2.norm2.bias"),
     (r"^pooler\.dense\.(weight|bias)$", r"pooler.dense.\1"),
 ]
-_HF_BUFFERS = re.compile(r"^embeddings\.(position_ids|token_type_ids)$")
+_HF_BUFFERS = re.compile(r"^(char_)?embeddings\.(position_ids|token_type_ids)$")
 
 _PALM1_RULES: List[Tuple[str, str]] = [
     (r"^word_embedding$", "embeddings.word_embeddings.weight"),
@@ -179,11 +183,21 @@ def _read_native(path: str):
 def _read_paddlenlp(path: str):
     import paddle
 
-    config_file = _require(path, "model_config.json", "config.json")
-    config = EncoderConfig.load(config_file)
     weights = [f for f in sorted(os.listdir(path)) if f.endswith(".pdparams")]
     weights_file = os.path.join(path, "model_state.pdparams" if "model_state.pdparams" in weights
                                 else weights[0])
+    if any(os.path.isfile(os.path.join(path, n)) for n in ("model_config.json", "config.json")):
+        config = EncoderConfig.load(_require(path, "model_config.json", "config.json"))
+    else:  # PaddleNLP's ERNIE 3.0 downloads: a bare .pdparams whose config lives in PaddleNLP's code
+        from paddlepalm.backbone.paddlenlp_configs import known_config
+
+        published = known_config(os.path.basename(weights_file))
+        if published is None:
+            raise CheckpointError("%s: missing file model_config.json or config.json (and %s is not one of "
+                                  "PaddleNLP's published ERNIE 3.0 files)" % (path, os.path.basename(weights_file)))
+        logger.info("%s: no config file; using PaddleNLP's published config of %s",
+                    path, os.path.basename(weights_file))
+        config = EncoderConfig.from_dict(published, source=weights_file, strict=True)
     raw = paddle.load(weights_file, return_numpy=True)
     state = {k: _to_numpy(v) for k, v in raw.items()}
     out, unused = {}, []
@@ -255,6 +269,9 @@ def load_state_into(model, state: Dict[str, np.ndarray], report: LoadReport,
     """Copy ``state`` into ``model``; wrong shapes raise, missing/unused keys are reported."""
     import paddle
 
+    checker = getattr(model, "check_checkpoint", None)
+    if checker is not None:  # model-specific settings that shapes alone explain badly (Canine)
+        checker(state, report.source)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unused = [k for k in state if k not in own]

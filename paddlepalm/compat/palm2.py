@@ -176,10 +176,12 @@ class MultiHeadTrainer(Engine):
 
     def __init__(self, trainers: Sequence[Trainer], backbone=None, main_task: Optional[str] = None,
                  sampling: str = "mix_ratio", temperature: float = 1.0, seed: int = 0, strategy=None,
+                 step_mode: str = "sampled", tasks_per_step: Optional[int] = None, balancer=None,
                  _solo: bool = False):
         if not trainers:
             raise ValueError("MultiHeadTrainer needs at least one Trainer")
-        super().__init__(trainers, backbone, main_task, sampling, temperature, seed, strategy)
+        super().__init__(trainers, backbone, main_task, sampling, temperature, seed, strategy, step_mode,
+                         tasks_per_step, balancer)
         if not _solo:
             for t in self.tasks:
                 if isinstance(t, Trainer):

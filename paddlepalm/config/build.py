@@ -220,12 +220,32 @@ def build_run(config: Config, mode: str = "train", checkpoint: Optional[str] = N
              for name, t in settings["tasks"].items()]
     engine = MultiHeadTrainer(built, backbone=backbone, main_task=settings["main_task"],
                               sampling=settings["sampling"]["strategy"],
-                              temperature=settings["sampling"]["temperature"], seed=settings["seed"])
+                              temperature=settings["sampling"]["temperature"], seed=settings["seed"],
+                              step_mode=settings["sampling"]["step_mode"],
+                              tasks_per_step=settings["sampling"]["tasks_per_step"],
+                              balancer=build_balancer(config, settings) if mode == "train" else None)
     engine.build_forward()
     objective = _objective(config, settings, engine) if mode == "train" else None
     optimizer = build_optimizer(settings) if mode == "train" else None
     callbacks = build_callbacks(config, settings) if mode == "train" else []
     return Run(settings, backbone, built, engine, optimizer, objective, checkpoint, vocab, callbacks)
+
+
+def build_balancer(config: Config, settings: Dict[str, Any]):
+    """The ``balancing:`` component (None: the loss_weight-weighted sum)."""
+    spec = settings.get("balancing")
+    if not spec:
+        return None
+    import paddlepalm.balancing  # noqa: F401  (registers the built-ins)
+    from paddlepalm.registry import BALANCERS
+
+    options = dict(spec)
+    try:
+        cls = BALANCERS.get(options.pop("type"))
+        return cls(**options)
+    except (KeyError, TypeError, ValueError) as e:
+        raise config_error([config.problem(("balancing",), "cannot build the balancer: %s"
+                                           % str(e).strip("'\""))], config.source) from None
 
 
 def build_callbacks(config: Config, settings: Dict[str, Any]) -> List[Any]:

@@ -42,7 +42,9 @@ def _print_json(value) -> None:
 def _train_args(p) -> None:
     _config_args(p)
     p.add_argument("--resume", metavar="DIR", help="continue from a checkpoint folder, or 'latest' (the newest "
-                                                   "in output_dir)")
+                                                   "in output_dir; none there: a warning, then a fresh start)")
+    p.add_argument("--resume-strict", action="store_true",
+                   help="with --resume latest: an error instead of a fresh start when there is no checkpoint")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="train data-parallel in N processes on this machine: re-runs this command under "
                         "'python -m paddle.distributed.launch --nproc_per_node N' (one GPU each with CUDA, "
@@ -58,9 +60,28 @@ def _train(args) -> int:
     if args.nproc > 1 and not distributed.is_launched():
         return distributed.relaunch_cli(args._argv, args.nproc, _load(args).settings["output_dir"])
     distributed.init()  # under the launcher: join the process group before building the model
-    results = run_train(_load(args), resume=args.resume)
+    results = run_train(_load(args), resume=args.resume, resume_strict=args.resume_strict)
     _print_json(results)
     return 0
+
+
+# ----------------------------------------------------------------------------- distill
+@arguments("distill")
+def _distill_args(p) -> None:
+    _train_args(p)
+
+
+@command("distill", help="train a small student from a saved teacher: a config with a distill: section "
+                         "(docs/distillation.md); writes output_dir like train")
+def _distill(args) -> int:
+    from paddlepalm.config.loader import config_error
+
+    config = _load(args)
+    if not config.settings.get("distill"):
+        raise config_error([config.problem(("distill",), "missing: 'paddlepalm distill' needs a distill: section "
+                                                         "(teacher, student); see docs/distillation.md")],
+                           config.source)
+    return _train(args)
 
 
 # ----------------------------------------------------------------------------- evaluate

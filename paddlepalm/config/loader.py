@@ -139,8 +139,17 @@ def load_yaml(path: str) -> Config:
     """Read a config file (without checking it; see :func:`paddlepalm.config.load_config`)."""
     if not os.path.isfile(path):
         raise config_error([Problem(str(path), "", "config file not found")], str(path))
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise config_error([Problem("%s:%d" % (path, line), "", "not valid UTF-8 (byte 0x%02x at column %d); "
+                                    "re-save the file as UTF-8" % (raw[e.start], column))], str(path)) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
     return parse_yaml(text, str(path))
 
 

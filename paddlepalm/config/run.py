@@ -47,7 +47,7 @@ def _check_output_dir(config: Config, output_dir: str, resume: Optional[str]) ->
 
 
 def training_arguments(s: Dict[str, Any], output_dir: str, objective, resume: Optional[str] = None,
-                       progress: Optional[bool] = None):
+                       progress: Optional[bool] = None, resume_strict: bool = False):
     """The validated settings as the engine's :class:`~paddlepalm.engine.TrainingArguments`."""
     from paddlepalm.engine import TrainingArguments
 
@@ -55,10 +55,24 @@ def training_arguments(s: Dict[str, Any], output_dir: str, objective, resume: Op
                              accumulate_steps=s["accumulate_steps"], amp=s["amp"], eval_steps=s["eval_steps"],
                              objective=objective, patience=s["patience"], save_path=output_dir,
                              save_steps=s["save_steps"], keep_last=s["keep_last"], print_steps=s["print_steps"],
-                             progress=progress, resume=resume)
+                             progress=progress, resume=resume, resume_strict=resume_strict,
+                             diagnostics_steps=s["diagnostics_steps"])
 
 
-def run_train(config: Config, resume: Optional[str] = None, progress: Optional[bool] = None) -> Results:
+def _attach_distillation(config: Config, s: Dict[str, Any], engine):
+    from paddlepalm.distill import attach, build_distillation
+    from paddlepalm.errors import ConfigError
+
+    try:
+        dist = build_distillation(s["distill"], list(s["tasks"]), readers={t.name: t.reader for t in engine.tasks})
+    except ConfigError as e:  # 'distill.key: message' -> file:line: distill.key: message
+        key, _, message = str(e).partition(": ")
+        raise config_error([config.problem(tuple(key.split(".")), message)], config.source) from None
+    return attach(engine, dist)
+
+
+def run_train(config: Config, resume: Optional[str] = None, progress: Optional[bool] = None,
+              resume_strict: bool = False) -> Results:
     """Train as configured; write the output folder; return the final evaluation.
 
     ``output_dir`` receives ``config.resolved.yaml``, ``metrics.jsonl``, ``ckpt.step<N>/``, ``best/``
@@ -76,8 +90,12 @@ def run_train(config: Config, resume: Optional[str] = None, progress: Optional[b
         with open(os.path.join(output_dir, RESOLVED_CONFIG), "w", encoding="utf-8") as f:
             yaml.safe_dump(run.settings, f, sort_keys=False, allow_unicode=True)
     engine = run.engine
-    engine.fit(optimizer=run.optimizer, args=training_arguments(s, output_dir, run.objective, resume, progress),
-               callbacks=run.callbacks)
+    callbacks = list(run.callbacks)
+    if s.get("distill"):  # a distillation run: the engine trains the student, with the teacher's losses
+        callbacks.insert(0, _attach_distillation(config, s, engine))
+    engine.fit(optimizer=run.optimizer, args=training_arguments(s, output_dir, run.objective, resume, progress,
+                                                                       resume_strict),
+               callbacks=callbacks)
     last = engine.history[-1] if engine.history else None
     results = last["eval"] if last and last["step"] == engine.global_step else engine.evaluate()
     if distributed.is_main_process():

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from paddlepalm.engine.args import default as _training_default
-from paddlepalm.engine.sampling import STRATEGIES
+from paddlepalm.engine.sampling import STEP_MODES, STRATEGIES
 
 # How a key's value is checked: a plain value, a section of fixed keys, a mapping of named
 # sections (tasks), or a component (a registered name / dotted path, or a mapping with 'type').
@@ -36,10 +36,11 @@ class Key:
     maximum: Optional[float] = None
     path: bool = False  # a file or folder, relative to the config file's folder
     extra_options: bool = False  # a section that also takes its component's constructor options
+    null_ok: bool = False  # `null` is a meaningful value although the default is not null
 
     @property
     def nullable(self) -> bool:
-        return not self.required and self.default is None and self.kind == VALUE
+        return self.null_ok or (not self.required and self.default is None and self.kind == VALUE)
 
     def child(self, name: str) -> Optional["Key"]:
         return next((k for k in self.keys if k.name == name), None)
@@ -68,8 +69,9 @@ BACKBONE = Key("backbone", "The shared encoder: pretrained weights, or a config 
 TOKENIZER = Key("tokenizer", "The tokenizer shared by every task.", kind=SECTION, keys=(
     _v("vocab", "str", "Vocabulary file (WordPiece `vocab.txt`; BPE `vocab.json` beside `merges.txt`) or "
        "checkpoint folder. Default: `backbone.pretrained`.", path=True),
-    _v("type", "str", "`wordpiece` or `bpe` (for a vocabulary file; a folder says for itself).", "wordpiece",
-       choices=("wordpiece", "bpe")),
+    _v("type", "str", "`wordpiece` or `bpe` (for a vocabulary file; a folder says for itself), or "
+       "`codepoint` (Canine: Unicode code points, no vocabulary needed).", "wordpiece",
+       choices=("wordpiece", "bpe", "codepoint")),
     _v("do_lower_case", "bool", "Lower-case the text; `null` follows the checkpoint's tokenizer config "
        "or guesses from the vocabulary."),
 ))
@@ -78,7 +80,11 @@ TASK_KEYS = (
     Key("reader", "Reader: a registered name (`classify`, `sequence_label`, `match`, `mrc`, `mask_lm`) or "
         "a dotted path `pkg.module:Class`, or a mapping `{type: <name>, <option>: <value>, ...}` whose "
         "options go to the reader's constructor (e.g. `token_sep`, `doc_stride`, `mask_prob`, "
-        "`multi_label`, `learning_strategy`, `truncation`, `bucket_by_length`).",
+        "`multi_label`, `learning_strategy`, `truncation`, `bucket_by_length`; `header: false` for TSV/CSV "
+        "files without a header line; `label_normalize: strip` or `lower` to merge labels that differ only "
+        "in whitespace or case, otherwise an error). A reader in a module file next to the config: "
+        "`{type: my_readers.py:MyReader}` (the path is relative to the config's folder); see "
+        "docs/custom_reader.md.",
         kind=COMPONENT, required=True),
     Key("head", "Head: a name, a dotted path, or `{type: <name>, <option>: <value>, ...}`. Default: the "
         "head registered under the reader's name. `num_classes` (from the label map, or the largest "
@@ -88,10 +94,12 @@ TASK_KEYS = (
     _v("train", "str", "Training file.", required=True, path=True),
     _v("dev", "str", "Development file, evaluated every `eval_steps` and at the end.", path=True),
     _v("test", "str", "Test file (`paddlepalm evaluate --split test`).", path=True),
-    _v("file_format", "str", "`tsv` (PALM), `csv`, `jsonl`, `conll`, `txt` or `json`; `null` guesses from "
-       "the file name."),
+    _v("file_format", "str", "`tsv` (PALM), `csv`, `jsonl` (one JSON object per line), `json` (a JSON array "
+       "of objects, or JSON lines; SQuAD JSON for `mrc`), `conll` or `txt`; `null` guesses from the file name. "
+       "`check` compares it with the content (JSON read as TSV is an error)."),
     _v("fields", "mapping", "Reader input -> column (or JSON field) of the files, e.g. "
-       "`{text_a: question, text_b: passage, label: is_duplicate}`; other columns keep their names."),
+       "`{text_a: question, text_b: passage, label: is_duplicate}`, or a column number from 1 (`{text_a: 2, "
+       "label: 1}`, e.g. with the reader option `header: false`); other columns keep their names."),
     _v("label_map", "str|list|mapping", "Label names in id order (list), `{name: id}`, or a JSON file of "
        "either. Default: built from the training file (PALM integer labels need none).", path=True),
     _v("mix_ratio", "float", "Sampling weight of this task (`sampling.strategy: mix_ratio`).", 1.0, minimum=0),
@@ -111,6 +119,10 @@ SAMPLING = Key("sampling", "Which task runs at each step.", kind=SECTION, keys=(
        "to size towards uniform).", "mix_ratio", choices=STRATEGIES),
     _v("temperature", "float", "Temperature of the `temperature` strategy.", 1.0, minimum=0,
        above_minimum=True),
+    _v("step_mode", "str", "`sampled`: one task per step (PALM); `joint`: one batch of every task per step, "
+       "losses combined, one optimizer step (see docs/sampling.md).", "sampled", choices=STEP_MODES),
+    _v("tasks_per_step", "int", "With `step_mode: joint`: the main task plus this many minus one others, "
+       "drawn by `strategy`; `null`: every task.", minimum=1),
 ))
 
 OPTIMIZER = Key("optimizer", "Optimizer. Other options of the optimizer class (`beta1`, `beta2`, "
@@ -137,6 +149,70 @@ SCHEDULE = Key("schedule", "Learning-rate schedule.", kind=SECTION, keys=(
        minimum=0, maximum=1),
 ))
 
+# Long inputs (docs/long_text.md): reader and head options whose values are checked like the keys
+# above wherever a task's reader or head mapping sets them. Choices mirror the registries in
+# paddlepalm.head.pooling (a test keeps them equal).
+CHUNK_POOLINGS = ("attention", "max", "mean")
+REPRESENTATIONS = ("cls", "concat_layers", "max_layers", "mean_layers", "mean_tokens", "pooled")
+LONG_TEXT_READER_OPTIONS = (
+    _v("max_chunks", "int", "`classify`/`match` readers: split each document (`text_b` of a pair) into chunks "
+       "of `max_len` tokens, at most this many (the rest is cut, with a warning); `null`: one truncated "
+       "sequence.", minimum=1),
+    _v("chunk_stride", "int", "Pieces between the starts of consecutive chunks (at most `max_len` minus the "
+       "special tokens); `null`: no overlap.", minimum=1),
+    _v("max_chunks_per_batch", "int", "Encoder rows (chunks or windows) per batch at most: bounds memory at "
+       "`max_chunks_per_batch x max_len` tokens; must be >= `max_chunks`.", 64, minimum=1),
+    _v("window_stride", "int", "`sequence_label` reader: read inputs in windows of `max_len` tokens starting "
+       "this many pieces apart; each word is predicted from the window where it is most central. `null`: "
+       "truncate at `max_len`.", minimum=1),
+    _v("max_windows", "int", "`sequence_label` reader: windows per input at most (needs `window_stride`).",
+       minimum=1),
+)
+LONG_TEXT_HEAD_OPTIONS = (
+    _v("representation", "str", "`classify`/`match` heads: the sentence vector -- `pooled` (the encoder's "
+       "pooler), `cls` (last layer [CLS]), `mean_tokens`, or over the last `last_layers` layers' [CLS] "
+       "`concat_layers`, `mean_layers`, `max_layers`.", "pooled", choices=REPRESENTATIONS),
+    _v("last_layers", "int", "Layers the `*_layers` representations read.", 4, minimum=1),
+    _v("chunk_pooling", "str", "How a chunked document's chunk vectors become one: `mean`, `max` or "
+       "`attention` (learned, padding chunks masked).", "mean", choices=CHUNK_POOLINGS),
+)
+
+DISTILL = Key("distill", "Knowledge distillation: train a smaller student to match "
+              "a saved teacher model, every task at once (see docs/distillation.md). The student is what "
+              "the run trains and saves; `backbone` is not used to build it.", kind=SECTION, keys=(
+                  _v("teacher", "str|mapping", "The saved paddlepalm model (a `train` output or checkpoint "
+                     "folder) that has every task, or a mapping task -> folder (or `{path, task}` when the "
+                     "task has another name in that model).", required=True, path=True),
+                  _v("tasks", "list", "The tasks to distil (default: every task); the others train on their "
+                     "labels only, with fresh heads."),
+                  Key("student", "The student encoder and heads.", kind=SECTION, keys=(
+                      _v("layers", "list", "Initialise from these teacher layers (0-based, e.g. `[0, 2, 4]`): "
+                         "embeddings, those layers and the pooler are copied (DistilBERT). Give `layers` or "
+                         "`config`."),
+                      _v("config", "mapping|str", "A fresh encoder: the keys that differ from the teacher's "
+                         "config (`{num_hidden_layers: 2, hidden_size: 256, num_attention_heads: 4}`) or a "
+                         "JSON file.", path=True),
+                      _v("overrides", "mapping", "Encoder config values to replace that keep shapes, e.g. "
+                         "`{hidden_dropout_prob: 0.0}`.", {}),
+                      _v("copy_pooler", "bool", "With `layers`: copy the teacher's pooler too.", True),
+                      _v("heads", "str", "`copy` the teacher's heads (same hidden size only) or start "
+                         "`fresh` ones.", "copy", choices=("copy", "fresh")),
+                  )),
+                  _v("temperature", "float|mapping", "Softmax temperature of the soft labels: a number or a "
+                     "schedule `{start, end, kind: constant/linear/cosine, warmup_steps}`.", 1.0),
+                  _v("soft_weight", "float|mapping", "Weight of the soft (teacher) loss; number or schedule.", 0.5),
+                  _v("hard_weight", "float|mapping", "Weight of the hard-label loss; number or schedule.", 0.5),
+                  _v("kd_loss", "str", "`kl` (KL(teacher || student)) or `soft_ce` (soft cross-entropy).", "kl",
+                     choices=("kl", "soft_ce")),
+                  _v("scale_by_t2", "bool", "Multiply the soft loss by temperature squared.", True),
+                  _v("task_weights", "mapping", "Task -> multiplier of its soft loss.", {}),
+                  _v("matches", "list", "Intermediate matches: `{layer_T, layer_S, feature: hidden/attention/"
+                     "embeddings, loss: mse/cosine/attention_kl, weight}` (0-based layers; a projection is "
+                     "learned when the widths differ).", []),
+                  _v("cache", "bool", "Run the teacher once per example and reuse its outputs (never for "
+                     "readers with random masking or augmentation).", False),
+              ))
+
 SCHEMA = Key("config", "A paddlepalm run.", kind=SECTION, keys=(
     BACKBONE,
     TOKENIZER,
@@ -161,13 +237,23 @@ SCHEMA = Key("config", "A paddlepalm run.", kind=SECTION, keys=(
     _v("patience", "int", "Stop after this many evaluations without a better objective; `null`: never.",
        minimum=1),
     _v("save_steps", "int", "Save a checkpoint every N steps; `null`: at the end only.", minimum=1),
-    _v("keep_last", "int", "Checkpoints kept (the newest); `null` keeps all.", _training_default("keep_last"), minimum=1),
+    _v("keep_last", "int", "Checkpoints kept (the newest); `null` keeps all.", _training_default("keep_last"), minimum=1,
+       null_ok=True),
     _v("print_steps", "int", "Log the loss every N steps; 0 for never.", _training_default("print_steps"), minimum=0),
     _v("output_dir", "str", "Where `train` writes (relative to the current folder).", "output"),
     _v("seed", "int", "Seed of initialisation, shuffling, sampling and dropout.", 0),
+    Key("balancing", "How the losses of a step's tasks combine into one gradient (docs/balancing.md): "
+        "`fixed` (weights: each task's `loss_weight`), `uncertainty`, `dwa`, `gradnorm`, `pcgrad`, `cagrad`, "
+        "or a dotted path; with options as a mapping, e.g. `{type: dwa, temperature: 2.0, window: 100}`. "
+        "Default: the sum of the losses weighted by `loss_weight`. Most useful with "
+        "`sampling.step_mode: joint` or tasks sharing their input.", kind=COMPONENT),
+    _v("diagnostics_steps", "int", "With `balancing`: log the cosine similarity of the task gradients on the "
+       "shared encoder and each task's weight every N steps (0: never).", _training_default("diagnostics_steps"),
+       minimum=0),
     _v("callbacks", "list", "Your own training callbacks, run after the built-in ones: dotted paths "
        "`pkg.module:Class`, or mappings `{type: pkg.module:Class, <constructor options>}` (see "
        "docs/callbacks.md)."),
+    DISTILL,
 ))
 
 
@@ -233,8 +319,14 @@ paddlepalm check config.yaml          # validate only, print the resolved config
   `output_dir` and `backbone.download_dir` are relative to the current folder.
 * The whole file is checked before anything runs: unknown keys (with a suggestion), wrong types,
   out-of-range values, missing files, unknown reader/head/optimizer names, options the reader or head
-  does not take, label maps that disagree with `num_classes`, an undeclared `main_task`... Every
-  problem is reported at once, as `file:line: key.path: message`.
+  does not take, label maps that disagree with `num_classes`, an undeclared `main_task`, objective
+  metrics the head does not report, a `max_len` over the encoder's `max_position_embeddings` (the
+  default 128 is lowered to it instead)... The data files a reader reads as records (TSV, CSV, JSON
+  lines, JSON arrays) are read in full: `file_format` against the content, columns against the
+  reader's inputs and `fields`, column counts, nulls, UTF-8, and the labels against `label_map`
+  (or against the training file's labels). Every problem is reported at once, as
+  `file:line: key.path: message`; a problem in a data file names the data file, line and field in
+  the message.
 * Your own reader or head joins by dotted path, `reader: mypkg.readers:MyReader`, or by registering
   it (`paddlepalm.registry.READERS.register('my_reader', MyReader)`).
 * A dataset in CSV, TSV or JSON lines needs no code: map the reader's inputs onto the file's columns
@@ -296,6 +388,8 @@ def _type_text(key: Key) -> str:
         bounds.append("<= %s" % _number(key.maximum))
     if bounds:
         text += " (%s)" % ", ".join(bounds)
+    if key.null_ok:
+        text += " or `null`"
     return text
 
 
@@ -333,10 +427,20 @@ def render_markdown() -> str:
              "<!-- Generated by paddlepalm.config.schema.render_markdown(); edit the schema, not this file. -->",
              "", INTRO, "## Example", "", "```yaml", EXAMPLE.rstrip("\n"), "```", "", "## Top-level keys", ""]
     lines += _table([(k.name, k) for k in SCHEMA.keys])
-    for section in SCHEMA.keys:
-        if section.kind == VALUE:
-            continue
-        prefix = section.name + (".<name>" if section.kind == NAMED else "")
-        lines += ["", "## `%s`" % prefix, "", section.doc, ""]
-        lines += _table([("%s.%s" % (prefix, k.name), k) for k in section.keys])
+
+    def sections(keys, parent):
+        for section in keys:
+            if section.kind == VALUE:
+                continue
+            prefix = parent + section.name + (".<name>" if section.kind == NAMED else "")
+            lines.extend(["", "## `%s`" % prefix, "", section.doc, ""])
+            lines.extend(_table([("%s.%s" % (prefix, k.name), k) for k in section.keys]))
+            sections([k for k in section.keys if k.kind == SECTION], prefix + ".")  # nested sections
+
+    sections(SCHEMA.keys, "")
+    lines += ["", "## Long inputs: reader and head options", "",
+              "Options of `tasks.<name>.reader` and `tasks.<name>.head` mappings, checked like the keys above "
+              "(see `docs/long_text.md`).", ""]
+    lines += _table([("tasks.<name>.reader.%s" % k.name, k) for k in LONG_TEXT_READER_OPTIONS]
+                    + [("tasks.<name>.head.%s" % k.name, k) for k in LONG_TEXT_HEAD_OPTIONS])
     return "\n".join(lines) + "\n"

@@ -9,7 +9,8 @@ import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from paddlepalm.config.loader import Config, Problem, config_error
-from paddlepalm.config.schema import COMPONENT, NAMED, SCHEMA, SECTION, TYPE_NAMES, Key, with_defaults
+from paddlepalm.config.schema import (COMPONENT, LONG_TEXT_HEAD_OPTIONS, LONG_TEXT_READER_OPTIONS, NAMED, SCHEMA,
+                                      SECTION, TYPE_NAMES, Key, with_defaults)
 
 # Reader and head arguments that other keys set: argument -> the key to use instead.
 READER_ARGS_SET_ELSEWHERE = {
@@ -21,6 +22,9 @@ HEAD_ARGS_SET_ELSEWHERE = {"phase": "the command"}
 OPTIMIZER_ARGS_SET_ELSEWHERE = {"loss_var": "nothing (unused)", "lr_schedualer": "schedule",
                                 "lr_scheduler": "schedule"}
 LABEL_MAP_ARGS = ("label_map", "label_map_config")
+# Head (or reader) options that change which metrics a head reports: with one of them set, the
+# objective's metric name is checked when the head is built instead.
+METRIC_OPTIONS = ("multi_label", "learning_strategy")
 
 
 def _suggest(name: str, known: Sequence[str]) -> str:
@@ -44,6 +48,15 @@ def resolve_path(config: Config, value: str) -> str:
     """``~`` and ``$VARS`` expanded; relative paths taken from the config file's folder."""
     value = os.path.expandvars(os.path.expanduser(str(value)))
     return os.path.normpath(value if os.path.isabs(value) else os.path.join(config.base_dir, value))
+
+
+def resolve_component_file(config: Config, type_name: str) -> str:
+    """``my_readers.py:MyReader`` (a module file, relative to the config's folder) made absolute;
+    registered names and dotted paths are returned as they are."""
+    module, sep, attr = type_name.rpartition(":")
+    if not sep or not module.endswith(".py"):
+        return type_name
+    return "%s:%s" % (resolve_path(config, module), attr)
 
 
 # ----------------------------------------------------------------------------- structure
@@ -172,6 +185,29 @@ def _check_options(config: Config, cls, options: Dict[str, Any], path: Tuple, re
                                            % (cls.__name__, name, _suggest(name, params))))
 
 
+def _check_long_text(config: Config, t: Dict[str, Any], path: Tuple, problems: List[Problem]) -> None:
+    """Values of the long-input reader/head options (types, ranges, choices, how they fit together)."""
+    structure = _Structure(config, problems)
+    for part, keys in (("reader", LONG_TEXT_READER_OPTIONS), ("head", LONG_TEXT_HEAD_OPTIONS)):
+        for key in keys:
+            if isinstance(t.get(part), dict) and key.name in t[part]:
+                structure.value(key, t[part][key.name], path + (part, key.name))
+    reader = t["reader"] or {}
+    per_batch = reader.get("max_chunks_per_batch", 64)
+    for cap in ("max_chunks", "max_windows"):
+        if _is_int(reader.get(cap)) and _is_int(per_batch) and reader[cap] > per_batch:
+            problems.append(config.problem(path + ("reader", cap), "%d is more than max_chunks_per_batch=%d: a "
+                                           "document's chunks must fit in one batch" % (reader[cap], per_batch)))
+    for stride in ("chunk_stride", "window_stride"):
+        if _is_int(reader.get(stride)) and _is_int(t["max_len"]) and reader[stride] > t["max_len"] - 2:
+            problems.append(config.problem(path + ("reader", stride), "%d is more than the %d pieces a chunk "
+                                           "of max_len=%d holds" % (reader[stride], t["max_len"] - 2, t["max_len"])))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _component_path(config: Config, path: Tuple) -> Tuple:
     """The key path of a component's type: ``...reader.type`` when written as a mapping."""
     return path + ("type",) if isinstance(config.get(path), dict) else path
@@ -188,7 +224,7 @@ def _label_count(label_map: Any) -> Optional[int]:
 
 
 def _check_backbone(config: Config, s: Dict[str, Any], problems: List[Problem]) -> None:
-    from paddlepalm.backbone.config import EncoderConfig
+    from paddlepalm.backbone.config import CanineConfig, EncoderConfig
     from paddlepalm.errors import CheckpointError
     from paddlepalm.registry import BACKBONES
 
@@ -207,7 +243,7 @@ def _check_backbone(config: Config, s: Dict[str, Any], problems: List[Problem]) 
             problems.append(config.problem(("backbone", "pretrained"), "%s is neither a checkpoint folder nor a "
                                                                        "catalog name%s"
                                            % (b["pretrained"], hint)))
-    fields = sorted(f for f in EncoderConfig.__dataclass_fields__)
+    fields = sorted(set(EncoderConfig.__dataclass_fields__) | set(CanineConfig.__dataclass_fields__))
     for name in b["overrides"]:
         if name not in fields:
             problems.append(config.problem(("backbone", "overrides", name),
@@ -216,7 +252,8 @@ def _check_backbone(config: Config, s: Dict[str, Any], problems: List[Problem]) 
         problems.append(config.problem(("backbone", "config"), "file not found: %s" % b["config"]))
     elif isinstance(b["config"], dict):
         try:
-            EncoderConfig.from_dict(dict(b["config"], **b["overrides"]), strict=True)
+            EncoderConfig.from_dict(dict(b["config"], **b["overrides"]), strict=True,
+                                    model_type="canine" if b["type"] == "canine" else None)
         except (CheckpointError, TypeError, ValueError) as e:
             problems.append(config.problem(("backbone", "config"), str(e)))
 
@@ -246,14 +283,21 @@ def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Pro
                                        "%r is not a paddlepalm.reader.Reader subclass" % t["reader"]["type"]))
         reader_cls = None
     if reader_cls is not None:
+        before = len(problems)
         _check_options(config, reader_cls, t["reader"], path + ("reader",), READER_ARGS_SET_ELSEWHERE, problems)
+        _check_reader_values(config, t["reader"], path + ("reader",), problems)
+        _check_long_text(config, t, path, problems)
+        if len(problems) == before and all(_is_column(c) for c in (t["fields"] or {}).values()):
+            from paddlepalm.config.data_checks import check_task_files
+
+            check_task_files(config, s, name, reader_cls, problems)
     for split in ("train", "dev", "test"):
         if t[split] is not None and not os.path.isfile(t[split]):
             problems.append(config.problem(path + (split,), "file not found: %s" % t[split]))
     for field, column in (t["fields"] or {}).items():
-        if not isinstance(column, str) or not column:
-            problems.append(config.problem(path + ("fields", field), "expected the name of a column, got %r"
-                                           % (column,)))
+        if not _is_column(column):
+            problems.append(config.problem(path + ("fields", field), "expected the name of a column (or its "
+                                           "number, from 1), got %r" % (column,)))
     if isinstance(t["label_map"], str) and not os.path.isfile(t["label_map"]):
         problems.append(config.problem(path + ("label_map",), "file not found: %s" % t["label_map"]))
     elif t["label_map"] is not None and reader_cls is not None and \
@@ -291,6 +335,53 @@ def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Pro
     if isinstance(given, int) and count is not None and given != count:
         problems.append(config.problem(path + ("head", "num_classes"), "head has %d classes but the label map "
                                                                        "has %d labels" % (given, count)))
+
+
+def _is_column(column: Any) -> bool:
+    """A column name, or a column number from 1."""
+    if isinstance(column, bool):
+        return False
+    return (isinstance(column, str) and bool(column)) or (isinstance(column, int) and column >= 1)
+
+
+def _check_reader_values(config: Config, options: Dict[str, Any], path: Tuple, problems: List[Problem]) -> None:
+    """Values of the reading options every reader shares."""
+    from paddlepalm.reader.labels import NORMALIZERS
+
+    if "header" in options and not isinstance(options["header"], bool):
+        problems.append(config.problem(path + ("header",), "expected true or false, got %r" % (options["header"],)))
+    normalize = options.get("label_normalize")
+    if normalize is not None and normalize not in NORMALIZERS:
+        problems.append(config.problem(path + ("label_normalize",), "%r is not one of %s (or null)"
+                                       % (normalize, ", ".join(NORMALIZERS))))
+
+
+def _head_of(s: Dict[str, Any], task: str) -> Optional[Dict[str, Any]]:
+    t = s["tasks"][task]
+    owner = t["reuse_head_with"]
+    return s["tasks"][owner]["head"] if owner in s["tasks"] else t["head"]
+
+
+def _check_metric(config: Config, s: Dict[str, Any], task: str, metric: str, path: Tuple,
+                  problems: List[Problem]) -> None:
+    """The objective's metric must be one the task's head reports."""
+    from paddlepalm.head.base import Head
+    from paddlepalm.registry import HEADS
+
+    head = _head_of(s, task)
+    if not head:
+        return
+    cls, error = _lookup(HEADS, head["type"])
+    if error or not (isinstance(cls, type) and issubclass(cls, Head)):
+        return  # reported with the task
+    reader = s["tasks"][task]["reader"] or {}
+    if any(head.get(k) or reader.get(k) for k in METRIC_OPTIONS):
+        return
+    names = tuple(getattr(cls, "metric_names", ()) or ())
+    if names and metric not in names:
+        problems.append(config.problem(path, "task %r reports %s, not %r%s"
+                                       % (task, ", ".join(names), metric, _suggest(metric, names)
+                                          if difflib.get_close_matches(metric, names, n=1, cutoff=0.6) else "")))
 
 
 def _check_training(config: Config, s: Dict[str, Any], problems: List[Problem]) -> None:
@@ -332,8 +423,139 @@ def _check_training(config: Config, s: Dict[str, Any], problems: List[Problem]) 
                                                % (task, _suggest(task, list(tasks)))))
             elif tasks[task]["dev"] is None:
                 problems.append(config.problem(path, "task %r has no 'dev' file to evaluate" % task))
+            else:
+                _check_metric(config, s, task, metric, path, problems)
             if not _is(weight, "float"):
                 problems.append(config.problem(path, "a weight must be a number, got %r" % (weight,)))
+
+
+def _check_distill(config: Config, s: Dict[str, Any], problems: List[Problem]) -> None:
+    """The ``distill:`` section (only when given): teacher folders and tasks, student, schedules,
+    matches. Resolves its paths in ``s``."""
+    import json
+
+    from paddlepalm.backbone.config import EncoderConfig
+    from paddlepalm.distill.distiller import Match
+    from paddlepalm.distill.schedules import Schedule
+    from paddlepalm.errors import CheckpointError, ConfigError
+    from paddlepalm.model import BACKBONE_DIR, MODEL_FILE
+
+    if config.get(("distill",)) is None:
+        s["distill"] = None
+        return
+    d, tasks = s["distill"], s["tasks"]
+    for i, name in enumerate(d["tasks"] or ()):
+        if name not in tasks:
+            problems.append(config.problem(("distill", "tasks", i), "%r is not a declared task%s"
+                                           % (name, _suggest(name, list(tasks)))))
+    if d["tasks"]:
+        tasks = {name: t for name, t in tasks.items() if name in d["tasks"]}
+
+    def report(path, message):
+        problems.append(config.problem(("distill",) + tuple(path), message))
+
+    def teacher_model(path, where):
+        """(tasks, layer count) of the model folder, or None after reporting why not."""
+        meta = os.path.join(path, MODEL_FILE)
+        if not os.path.isfile(meta):
+            report(where, "not a saved paddlepalm model (no %s in %s)" % (MODEL_FILE, path))
+            return None
+        try:
+            with open(meta, encoding="utf-8") as f:
+                names = list(json.load(f)["tasks"])
+            layers = EncoderConfig.load(os.path.join(path, BACKBONE_DIR)).num_hidden_layers
+        except (OSError, ValueError, KeyError, CheckpointError) as e:
+            report(where, "cannot read the teacher model %s: %s" % (path, e))
+            return None
+        return names, layers
+
+    teacher_layers = set()
+    if isinstance(d["teacher"], str):
+        d["teacher"] = resolve_path(config, d["teacher"])
+        found = teacher_model(d["teacher"], ("teacher",))
+        if found:
+            teacher_layers.add(found[1])
+            for name in tasks:
+                if name not in found[0]:
+                    report(("teacher",), "the teacher %s has no task %r (it has: %s)"
+                           % (os.path.join(d["teacher"], MODEL_FILE), name, ", ".join(found[0])))
+    elif isinstance(d["teacher"], dict):
+        for name in tasks:
+            if name not in d["teacher"]:
+                report(("teacher",), "no teacher for task %r" % name)
+        for name, spec in d["teacher"].items():
+            if name not in tasks:
+                report(("teacher", name), "%r is not a declared task%s" % (name, _suggest(name, list(tasks))))
+                continue
+            where = ("teacher", name)
+            path, inner = (spec, name) if isinstance(spec, str) else \
+                (spec.get("path"), spec.get("task", name)) if isinstance(spec, dict) else (None, None)
+            if not isinstance(path, str) or (isinstance(spec, dict) and set(spec) - {"path", "task"}):
+                report(where, "expected a model folder or {path, task}, got %r" % (spec,))
+                continue
+            path = resolve_path(config, path)
+            d["teacher"][name] = path if isinstance(spec, str) else dict(spec, path=path)
+            found = teacher_model(path, where + (("path",) if isinstance(spec, dict) else ()))
+            if found:
+                teacher_layers.add(found[1])
+                if inner not in found[0]:
+                    report(where, "the teacher %s has no task %r (it has: %s)"
+                           % (os.path.join(path, MODEL_FILE), inner, ", ".join(found[0])))
+    student = d["student"]
+    student_layers = None
+    if (student["layers"] is None) == (student["config"] is None):
+        report(("student",), "give exactly one of 'layers' (initialise from the teacher's layers) or 'config' "
+                             "(a fresh encoder)")
+    elif student["layers"] is not None:
+        layers = student["layers"]
+        if not layers or not all(isinstance(i, int) and not isinstance(i, bool) for i in layers):
+            report(("student", "layers"), "expected a non-empty list of 0-based teacher layer indices, got %r"
+                   % (layers,))
+        else:
+            student_layers = len(layers)
+            for i, layer in enumerate(layers):
+                for n in teacher_layers:
+                    if not 0 <= layer < n:
+                        report(("student", "layers", i), "layer %d is out of range: the teacher has %d layers "
+                                                         "(0..%d)" % (layer, n, n - 1))
+            if len(set(layers)) != len(layers):
+                report(("student", "layers"), "layer indices repeat: %s" % layers)
+    elif isinstance(student["config"], str):
+        student["config"] = resolve_path(config, student["config"])
+        if not os.path.exists(student["config"]):
+            report(("student", "config"), "file not found: %s" % student["config"])
+    else:
+        student_layers = student["config"].get("num_hidden_layers")
+    for name in ("temperature", "soft_weight", "hard_weight"):
+        try:
+            schedule = Schedule.build(d[name], "distill." + name)
+        except ValueError as e:
+            report((name,), str(e).partition(": ")[2])
+            continue
+        low = min(schedule.start, schedule.end)
+        if low < 0 or (name == "temperature" and low <= 0):
+            report((name,), "must stay %s 0, got %s" % (">" if name == "temperature" else ">=", schedule))
+    for name, weight in d["task_weights"].items():
+        if name not in tasks:
+            report(("task_weights", name), "%r is not a declared task%s" % (name, _suggest(name, list(tasks))))
+        elif not _is(weight, "float") or weight < 0:
+            report(("task_weights", name), "expected a number >= 0, got %r" % (weight,))
+    for i, spec in enumerate(d["matches"]):
+        try:
+            match = Match.from_dict(spec, "distill.matches[%d]" % i)
+        except ConfigError as e:
+            head, _, message = str(e).partition(": ")
+            report(("matches", i) + tuple(head.split(".")[2:]), message)
+            continue
+        for who, layer, counts in (("layer_T", match.layer_T, teacher_layers),
+                                   ("layer_S", match.layer_S, {student_layers} - {None})):
+            for n in counts:
+                if layer is not None and not 0 <= layer < n:
+                    report(("matches", i, who), "layer %d is out of range: the %s has %d layers (0..%d)"
+                           % (layer, "teacher" if who == "layer_T" else "student", n, n - 1))
+        for name in match.tasks or ():
+            if name not in tasks:
+                report(("matches", i, "tasks"), "%r is not a declared task%s" % (name, _suggest(name, list(tasks))))
 
 
 # ----------------------------------------------------------------------------- settings
@@ -347,6 +569,10 @@ def _resolve_paths(config: Config, s: Dict[str, Any]) -> None:
             b["pretrained"] = local
     if isinstance(b["config"], str):
         b["config"] = resolve_path(config, b["config"])
+    for name, t in s["tasks"].items():
+        for kind in ("reader", "head"):
+            if isinstance(t[kind], dict) and isinstance(t[kind].get("type"), str):
+                t[kind]["type"] = resolve_component_file(config, t[kind]["type"])
     if s["tokenizer"]["vocab"] is not None:
         s["tokenizer"]["vocab"] = resolve_path(config, s["tokenizer"]["vocab"])
     for t in s["tasks"].values():
@@ -387,15 +613,20 @@ def check(config: Config) -> Tuple[List[Problem], Dict[str, Any]]:
     _fill_implicit(s)
     if "backbone" in clean:
         _check_backbone(config, s, problems)
-        if s["tokenizer"]["vocab"] is None and s["backbone"]["config"] is not None:
+        if s["tokenizer"]["vocab"] is None and s["backbone"]["config"] is not None \
+                and s["tokenizer"]["type"] != "codepoint":
             problems.append(config.problem(("tokenizer",), "missing key 'vocab': required when the backbone "
                                                            "has no 'pretrained' checkpoint"))
         elif s["tokenizer"]["vocab"] is not None and s["backbone"]["pretrained"] != s["tokenizer"]["vocab"] \
                 and not os.path.exists(s["tokenizer"]["vocab"]):
             problems.append(config.problem(("tokenizer", "vocab"), "not found: %s" % s["tokenizer"]["vocab"]))
+        from paddlepalm.config.data_checks import check_max_len
+
+        check_max_len(config, s, problems)
     for name in s["tasks"]:
         _check_task(config, s, name, problems)
     _check_training(config, s, problems)
+    _check_distill(config, s, problems)
     return problems, s
 
 

@@ -55,7 +55,7 @@ _FORWARDS = [None, _forward_1, _forward_2, _forward_3, _forward_4, _forward_5, _
 def _wrapper(backbone, head, input_names: Sequence[str], output_names: Sequence[str]):
     import paddle
 
-    from paddlepalm.forward import encoder_inputs
+    from paddlepalm.forward import run_task
 
     if len(input_names) >= len(_FORWARDS):
         raise ValueError("export supports at most %d inputs, the task has %d: %s"
@@ -73,7 +73,7 @@ def _wrapper(backbone, head, input_names: Sequence[str], output_names: Sequence[
 
         def run_inputs(self, inputs):
             batch = dict(zip(input_names, inputs))
-            out = self.head(self.backbone(**encoder_inputs(batch, self.backbone)), batch)
+            out = run_task(self.backbone, self.head, batch)
             return tuple(out[name] for name in output_names)
 
     return TaskModel()

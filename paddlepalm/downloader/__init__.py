@@ -17,17 +17,18 @@ import requests
 
 from paddlepalm.downloader.catalog import (ENV_VAR, Catalog, CatalogEntry, CatalogSource,
                                            RemoteFile, load_catalog)
-from paddlepalm.downloader.errors import (CatalogError, ChecksumError, DownloadError,
-                                          HTTPStatusError, NetworkError, UnknownItemError,
-                                          UnsafeArchiveError)
+from paddlepalm.downloader.errors import (CatalogError, ChecksumError, DeadlineError,
+                                          DownloadError, HTTPStatusError, LockTimeoutError,
+                                          NetworkError, UnknownItemError, UnsafeArchiveError)
+from paddlepalm.downloader.extract import ExtractLimits
 from paddlepalm.downloader.http import FetchOptions, make_session
-from paddlepalm.downloader.install import MARKER, install, read_marker
+from paddlepalm.downloader.install import DEFAULT_LOCK_TIMEOUT, MARKER, install, read_marker
 from paddlepalm.downloader.listing import format_listing
 
 __all__ = [
     "ls", "download", "load_catalog", "Catalog", "CatalogEntry", "RemoteFile", "FetchOptions",
-    "DownloadError", "NetworkError", "HTTPStatusError", "ChecksumError", "UnsafeArchiveError",
-    "CatalogError", "UnknownItemError", "ENV_VAR", "MARKER", "read_marker",
+    "ExtractLimits", "DownloadError", "NetworkError", "DeadlineError", "HTTPStatusError",
+    "ChecksumError", "UnsafeArchiveError", "LockTimeoutError", "CatalogError", "UnknownItemError", "ENV_VAR", "MARKER", "read_marker",
 ]
 
 CatalogArg = Union[None, CatalogSource, Sequence[CatalogSource], Catalog]
@@ -53,19 +54,27 @@ def ls(item: str = "all", scope: Scope = "all", catalog: CatalogArg = None,
 def download(item: str, scope: Scope = "all", path: str = ".", catalog: CatalogArg = None,
              force: bool = False, retries: int = 4, backoff: float = 1.0,
              timeout: Union[float, Tuple[float, float]] = (10.0, 60.0), progress: bool = True,
-             session: Optional[requests.Session] = None) -> Union[str, List[str]]:
+             session: Optional[requests.Session] = None,
+             deadline: Optional[float] = FetchOptions.deadline,
+             limits: Optional[ExtractLimits] = None,
+             lock_timeout: Optional[float] = DEFAULT_LOCK_TIMEOUT) -> Union[str, List[str]]:
     """Fetch, verify, unpack and convert items into ``<path>/<name>/``; return the path(s).
 
     ``scope`` is one name (returns its directory), ``'all'`` or a list of names (returns a list).
     Items already installed from the same source and checksum are not fetched again unless
     ``force``. ``retries`` extra attempts wait ``backoff * 2**k`` seconds; ``timeout`` is seconds
-    (or ``(connect, read)``). Raises :class:`DownloadError` (or a subclass) on failure.
+    (or ``(connect, read)``) per connect and per read; ``deadline`` bounds each file's whole
+    fetch (``None``: no limit). ``limits`` caps what an archive may unpack to. A second process
+    installing the same item into ``path`` waits up to ``lock_timeout`` seconds for the first.
+    Raises :class:`DownloadError` (or a subclass) on failure.
     """
     cat = _catalog(catalog)
-    options = FetchOptions(retries=retries, backoff=backoff, timeout=timeout, progress=progress)
+    options = FetchOptions(retries=retries, backoff=backoff, timeout=timeout, progress=progress,
+                           deadline=deadline)
     session = session or make_session()
     entries = _select_all(cat, item, scope)
-    paths = [install(e, path, force=force, options=options, session=session) for e in entries]
+    paths = [install(e, path, force=force, options=options, session=session, limits=limits,
+                     lock_timeout=lock_timeout) for e in entries]
     single = isinstance(scope, str) and scope != "all"
     return paths[0] if single and len(paths) == 1 else paths
 

@@ -25,6 +25,17 @@ class NetworkError(DownloadError):
     """
 
 
+class DeadlineError(NetworkError):
+    """The download did not finish within its deadline (``download(deadline=...)``).
+
+    The bytes received are kept, so calling ``download`` again resumes.
+    """
+
+
+class LockTimeoutError(DownloadError):
+    """Another process kept the item's install lock for longer than ``lock_timeout``."""
+
+
 class HTTPStatusError(DownloadError):
     """The server answered with an HTTP error status that retrying will not fix (e.g. 404)."""
 

@@ -2,7 +2,9 @@
 
 The body goes to ``<dest>.part``; an interrupted download is resumed from there with an HTTP
 ``Range`` request (a server that ignores the range and answers 200 restarts it from scratch).
-Only a complete file is renamed to ``dest``. Proxies come from ``HTTP(S)_PROXY`` / ``NO_PROXY``
+Only a complete file is renamed to ``dest``. Each socket read has a timeout and the whole fetch
+(every attempt and retry wait) has a ``deadline``, so a server trickling bytes cannot hold a
+caller forever. Proxies come from ``HTTP(S)_PROXY`` / ``NO_PROXY``
 because the session keeps requests' default ``trust_env=True``.
 """
 import hashlib
@@ -19,7 +21,8 @@ import requests
 import urllib3
 from tqdm import tqdm
 
-from paddlepalm.downloader.errors import ChecksumError, HTTPStatusError, NetworkError
+from paddlepalm.downloader.errors import (ChecksumError, DeadlineError, HTTPStatusError,
+                                          NetworkError)
 from paddlepalm.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -30,7 +33,11 @@ _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 @dataclass
 class FetchOptions:
-    """How hard to try: ``retries`` extra attempts, waiting ``backoff * 2**k`` seconds."""
+    """How hard to try: ``retries`` extra attempts, waiting ``backoff * 2**k`` seconds.
+
+    ``timeout`` bounds each connect and each socket read; ``deadline`` bounds one file's whole
+    fetch (all attempts and waits) in seconds, ``None`` for no limit.
+    """
 
     retries: int = 4
     backoff: float = 1.0
@@ -38,6 +45,13 @@ class FetchOptions:
     timeout: Union[float, Tuple[float, float]] = (10.0, 60.0)  # (connect, read) seconds
     progress: bool = True
     chunk_size: int = 1 << 20
+    deadline: Optional[float] = 4 * 3600.0
+
+    def timeouts(self) -> Tuple[float, float]:
+        """``(connect, read)`` seconds."""
+        if isinstance(self.timeout, (tuple, list)):
+            return float(self.timeout[0]), float(self.timeout[1])
+        return float(self.timeout), float(self.timeout)
 
 
 def make_session() -> requests.Session:
@@ -75,17 +89,24 @@ def fetch(url: str, dest: str, sha256: Optional[str] = None,
         os.remove(dest)
     part = dest + ".part"
     failure: Optional[_Failure] = None
+    clock = _Deadline(options.deadline)
+    attempts = 0
     for attempt in range(options.retries + 1):
         if attempt:
             delay = min(options.backoff * 2 ** (attempt - 1), options.max_backoff)
+            if clock.left() is not None and delay >= clock.left():
+                raise _past_deadline(url, part, options, attempts, failure)
             logger.info("retrying %s in %.2fs (attempt %d of %d): %s", url, delay, attempt + 1,
                         options.retries + 1, failure)
             sleep(delay)
+        attempts += 1
         try:
-            _fetch_once(session, url, part, options)
+            _fetch_once(session, url, part, options, clock)
             break
         except _Failure as e:
             failure = e
+            if e.kind == "deadline":
+                raise _past_deadline(url, part, options, attempts, None) from None
     else:
         raise _give_up(url, part, failure, options.retries + 1, session)
     os.replace(part, dest)
@@ -100,14 +121,52 @@ def fetch(url: str, dest: str, sha256: Optional[str] = None,
 
 
 class _Failure(Exception):
-    """A retryable failure of one attempt; ``kind`` is unreachable, interrupted or status."""
+    """A failure of one attempt; ``kind`` is unreachable, no_response, interrupted, status
+    (retryable) or deadline (not retried)."""
 
     def __init__(self, kind: str, reason: str, status: Optional[int] = None):
         super().__init__(reason)
         self.kind, self.reason, self.status = kind, reason, status
 
 
-def _fetch_once(session: requests.Session, url: str, part: str, options: FetchOptions) -> None:
+class _Deadline:
+    """Seconds left until a fixed moment (``None``: no deadline)."""
+
+    def __init__(self, seconds: Optional[float]):
+        self.end = None if seconds is None else time.monotonic() + float(seconds)
+
+    def left(self) -> Optional[float]:
+        return None if self.end is None else self.end - time.monotonic()
+
+    def check(self) -> None:
+        left = self.left()
+        if left is not None and left <= 0:
+            raise _Failure("deadline", "deadline reached")
+
+    def bound(self, seconds: float) -> float:
+        """``seconds``, or less when the deadline comes sooner (never below 1 ms)."""
+        left = self.left()
+        return seconds if left is None else max(min(seconds, left), 0.001)
+
+
+def _past_deadline(url: str, part: str, options: FetchOptions, attempts: int,
+                   failure: Optional["_Failure"]) -> DeadlineError:
+    received = os.path.getsize(part) if os.path.isfile(part) else 0
+    message = ("download of %s did not finish within the deadline of %gs (%s, %d bytes received%s)"
+               % (url, options.deadline, _attempts(attempts), received,
+                  "; last failure: %s" % failure.reason if failure else ""))
+    if received:
+        message += "; the bytes are kept in %s: call download again to resume, or pass a larger " \
+                   "deadline=" % part
+    else:
+        message += "; pass a larger deadline= if the server is just slow"
+    return DeadlineError(message)
+
+
+def _fetch_once(session: requests.Session, url: str, part: str, options: FetchOptions,
+                clock: Optional[_Deadline] = None) -> None:
+    clock = clock or _Deadline(None)
+    clock.check()
     offset = os.path.getsize(part) if os.path.isfile(part) else 0
     state = _read_part_state(part)
     if offset and state.get("url") != url:  # bytes of some other file: start again
@@ -119,9 +178,19 @@ def _fetch_once(session: requests.Session, url: str, part: str, options: FetchOp
         headers["Range"] = "bytes=%d-" % offset
         if state.get("validator"):  # the server sends the whole file if it changed meanwhile
             headers["If-Range"] = state["validator"]
+    connect, read = options.timeouts()
+    read = clock.bound(read)
     try:
-        response = session.get(url, headers=headers, stream=True, timeout=options.timeout)
+        response = session.get(url, headers=headers, stream=True,
+                               timeout=(clock.bound(connect), read))
+    except requests.exceptions.ReadTimeout as e:  # connected, but no status line and headers
+        clock.check()
+        raise _Failure("no_response", "timed out after %gs waiting for the status line and "
+                       "headers" % read) from e
     except (requests.ConnectionError, requests.Timeout) as e:
+        clock.check()
+        if _closed_without_answer(e):
+            raise _Failure("no_response", "the connection was closed without an answer") from e
         raise _Failure("unreachable", _short_reason(e)) from e
     with response:
         total = _check_response(response, url, part, offset)
@@ -135,7 +204,7 @@ def _fetch_once(session: requests.Session, url: str, part: str, options: FetchOp
             _write_part_state(part, url, response)
         else:
             logger.info("resuming %s at byte %d", url, offset)
-        _stream_body(response, part, offset, total, options)
+        _stream_body(response, part, offset, total, options, clock)
 
 
 def part_state_path(part: str) -> str:
@@ -189,7 +258,7 @@ def _check_response(response: requests.Response, url: str, part: str,
 
 
 def _stream_body(response: requests.Response, part: str, offset: int, total: int,
-                 options: FetchOptions) -> None:
+                 options: FetchOptions, clock: _Deadline) -> None:
     name = os.path.basename(part)[:-len(".part")]
     with open(part, "ab" if offset else "wb") as f, tqdm(
             total=total if total >= 0 else None, initial=offset, unit="B", unit_scale=True,
@@ -198,11 +267,24 @@ def _stream_body(response: requests.Response, part: str, offset: int, total: int
             for chunk in _iter_raw(response, options.chunk_size):
                 f.write(chunk)
                 bar.update(len(chunk))
+                clock.check()
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
             raise _Failure("interrupted", _short_reason(e)) from e
     size = os.path.getsize(part)
     if total >= 0 and size != total:
         raise _Failure("interrupted", "connection closed after %d of %d bytes" % (size, total))
+
+
+def _closed_without_answer(error: BaseException) -> bool:
+    """Whether the server accepted the connection and then closed it without any response."""
+    seen = error
+    while seen is not None:
+        text = "%s %r" % (seen, seen)
+        if "RemoteDisconnected" in text or "without response" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__ or (
+            seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None)
+    return False
 
 
 def _iter_raw(response: requests.Response, chunk_size: int) -> Iterator[bytes]:
@@ -227,7 +309,13 @@ def _give_up(url: str, part: str, failure: "_Failure", attempts: int,
              session: requests.Session) -> NetworkError:
     host = urlsplit(url).hostname or url
     received = os.path.getsize(part) if os.path.isfile(part) else 0
-    if failure.kind == "unreachable":
+    if failure.kind == "no_response":
+        proxy = _proxy_for(url, session)
+        who = "the proxy %s" % proxy if proxy else host
+        message = ("%s accepted the connection but sent no HTTP response (%s; %s): the server "
+                   "(or a proxy in between) is stalled or overloaded, try again later"
+                   % (who, failure.reason, _attempts(attempts)))
+    elif failure.kind == "unreachable":
         proxy = _proxy_for(url, session)
         via = " (through proxy %s)" % proxy if proxy else ""
         message = "cannot reach %s%s: %s; %s" % (host, via, failure.reason, OFFLINE_HINT)

@@ -5,6 +5,10 @@ call resumes), unpacked and converted in a temporary directory next to the targe
 into place with :func:`os.replace`, so ``<path>/<name>/`` either does not exist or is complete.
 The marker file ``.paddlepalm_download.json`` inside records the source and sha256; an item
 whose marker matches the catalog entry is not downloaded again.
+
+Installs of the same item into the same ``path`` are serialised across processes by a file
+lock, ``<path>/.<name>.lock`` (:mod:`filelock`): a second process waits, then finds the item
+installed and reuses it. The empty lock file stays; it is harmless and reused.
 """
 import json
 import logging
@@ -14,11 +18,13 @@ import tempfile
 from typing import Any, Dict, Optional, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
+import filelock
 import requests
 
 from paddlepalm.downloader.catalog import CONVERTED_FORMATS, CatalogEntry
-from paddlepalm.downloader.errors import DownloadError, HTTPStatusError, NetworkError
-from paddlepalm.downloader.extract import content_root, is_archive, safe_extract
+from paddlepalm.downloader.errors import (DownloadError, HTTPStatusError, LockTimeoutError,
+                                          NetworkError)
+from paddlepalm.downloader.extract import ExtractLimits, content_root, is_archive, safe_extract
 from paddlepalm.downloader.http import FetchOptions, fetch, make_session
 from paddlepalm.version import __version__
 
@@ -31,21 +37,57 @@ DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 Digest = Union[str, Dict[str, str]]
 
 
+LOCK_SUFFIX = ".lock"
+DEFAULT_LOCK_TIMEOUT = 6 * 3600.0
+
+
+def lock_path(path: str, name: str) -> str:
+    """The lock file serialising installs of ``name`` into ``path``."""
+    return os.path.join(os.path.abspath(path), "." + name + LOCK_SUFFIX)
+
+
 def install(entry: CatalogEntry, path: str, force: bool = False,
             options: Optional[FetchOptions] = None,
-            session: Optional[requests.Session] = None) -> str:
-    """Make ``<path>/<entry.name>`` hold ``entry`` in paddlepalm's layout; return its path."""
+            session: Optional[requests.Session] = None,
+            limits: Optional[ExtractLimits] = None,
+            lock_timeout: Optional[float] = DEFAULT_LOCK_TIMEOUT) -> str:
+    """Make ``<path>/<entry.name>`` hold ``entry`` in paddlepalm's layout; return its path.
+
+    Another process installing the same item into the same ``path`` is waited for (at most
+    ``lock_timeout`` seconds, ``None``: forever); its verified install is then reused. Every
+    failure is a :class:`DownloadError` (or subclass).
+    """
     path = os.path.abspath(path)
     target = os.path.join(path, entry.name)
     if os.path.lexists(target) and not force:
         return _existing(entry, target)
-    os.makedirs(path, exist_ok=True)
+    try:
+        os.makedirs(path, exist_ok=True)
+        lock = filelock.FileLock(lock_path(path, entry.name),
+                                 timeout=-1 if lock_timeout is None else lock_timeout)
+        with lock:
+            if os.path.lexists(target) and not force:  # installed while we waited
+                return _existing(entry, target)
+            return _install_locked(entry, path, target, options, session, limits)
+    except filelock.Timeout:
+        raise LockTimeoutError("another process has been installing %r into %s for more than %gs "
+                               "(lock file %s); wait for it, or remove the lock file if no "
+                               "process is using it" % (entry.name, path, lock_timeout,
+                                                        lock_path(path, entry.name))) from None
+    except DownloadError:
+        raise
+    except OSError as e:
+        raise DownloadError("installing %r into %s failed: %s" % (entry.name, target, e)) from e
+
+
+def _install_locked(entry: CatalogEntry, path: str, target: str, options: Optional[FetchOptions],
+                    session: Optional[requests.Session], limits: Optional[ExtractLimits]) -> str:
     staging = os.path.join(path, ".%s.download" % entry.name)
     work = tempfile.mkdtemp(prefix=".%s." % entry.name, suffix=".tmp", dir=path)
     keep_staging = False
     try:
         session = session or make_session()
-        content, digest = _fetch_content(entry, staging, work, options, session)
+        content, digest = _fetch_content(entry, staging, work, options, session, limits)
         final = _convert(entry, content, work)
         write_marker(final, entry, digest)
         _move_into_place(final, target)
@@ -104,8 +146,8 @@ def _existing(entry: CatalogEntry, target: str) -> str:
 
 
 def _fetch_content(entry: CatalogEntry, staging: str, work: str,
-                   options: Optional[FetchOptions],
-                   session: requests.Session) -> Tuple[str, Digest]:
+                   options: Optional[FetchOptions], session: requests.Session,
+                   limits: Optional[ExtractLimits] = None) -> Tuple[str, Digest]:
     """Download the entry and return the directory holding its files plus their sha256."""
     os.makedirs(staging, exist_ok=True)
     if entry.hf_repo:
@@ -117,7 +159,7 @@ def _fetch_content(entry: CatalogEntry, staging: str, work: str,
     content = os.path.join(work, "content")
     os.makedirs(content)
     if is_archive(filename):
-        safe_extract(os.path.join(staging, filename), content)
+        safe_extract(os.path.join(staging, filename), content, limits)
         return content_root(content), digest
     os.replace(os.path.join(staging, filename), os.path.join(content, filename))
     return content, digest

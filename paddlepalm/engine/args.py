@@ -25,6 +25,9 @@ class TrainingArguments:
     steps (0: never). ``resume``: a checkpoint folder or ``'latest'``; ``resume_strict`` raises
     when ``'latest'`` finds none (otherwise it logs and starts fresh). ``stop_after``: stop after
     this many steps in this call, without the final save (time-boxed runs, tests).
+    ``diagnostics_steps``: with a balancer, measure the cosine similarity of the task gradients on
+    the shared encoder every N steps and log it with each task's effective weight (0: never;
+    weighting methods pay one backward per task on those steps, gradient surgery nothing).
     """
 
     num_epochs: float = 3.0
@@ -45,6 +48,7 @@ class TrainingArguments:
     resume: Optional[str] = None
     resume_strict: bool = False
     stop_after: Optional[int] = None
+    diagnostics_steps: Optional[int] = 50
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def updated(self, **changes: Any) -> "TrainingArguments":

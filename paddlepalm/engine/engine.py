@@ -10,16 +10,18 @@ import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from paddlepalm.engine.args import TrainingArguments
+from paddlepalm.engine.callbacks.balancing import BalancingCallback
 from paddlepalm.engine.callbacks import (Callback, CallbackList, CheckpointCallback, ConsoleLogger,
                                          EvaluationCallback, JsonlLogger, LogEvery, ProgressBar, VisualDLLogger,
                                          resolve_objective)
-from paddlepalm.engine.checkpoints import (OPTIMIZER_STATE, TRAINER_STATE, checkpoint_name, latest_checkpoint,
-                                           optimizer_state, prune, read_json, set_optimizer_state, write_json)
+from paddlepalm.engine import persistence
+from paddlepalm.engine.checkpoints import TRAINER_STATE, latest_checkpoint
 from paddlepalm.engine.inference import evaluate_reader, predict_reader
 from paddlepalm.engine.loop import FitLoop
 from paddlepalm.engine.network import MultiTaskNetwork
 from paddlepalm.engine.sampling import Sampler, TaskInfo
-from paddlepalm.engine.spec import TaskSpec, check_unique_names, main_task_name, resolve_shared_heads
+from paddlepalm.engine.spec import (TaskSpec, check_unique_names, input_groups, main_task_name,
+                                     resolve_shared_heads)
 from paddlepalm.engine.strategy import Strategy, default_strategy
 from paddlepalm.errors import CheckpointError
 from paddlepalm.utils.atomic_dir import atomic_directory
@@ -33,17 +35,26 @@ class Engine:
     """Multi-task training over one shared encoder: ``Engine(tasks, backbone=...)``.
 
     ``sampling``: 'mix_ratio' (PALM, default), 'temperature' or 'annealed' (see
-    :mod:`paddlepalm.engine.sampling`). Deterministic given ``seed``. ``strategy``: single
-    process, or data parallel under ``paddle.distributed.launch`` (chosen automatically).
+    :mod:`paddlepalm.engine.sampling`). ``step_mode``: 'sampled' (one task per step, PALM) or
+    'joint' (every task -- or ``tasks_per_step`` of them -- each step, one optimizer step).
+    Tasks given the same train reader object label the same examples and share one encoder pass
+    per batch. ``balancer``: how the losses of a step combine into gradients (default: the sum
+    weighted by each task's ``loss_weight``; see :mod:`paddlepalm.balancing`). Deterministic
+    given ``seed``. ``strategy``: single process, or data parallel under
+    ``paddle.distributed.launch`` (chosen automatically).
     """
 
     def __init__(self, tasks: Sequence[TaskSpec], backbone=None, main_task: Optional[str] = None,
                  sampling: str = "mix_ratio", temperature: float = 1.0, seed: int = 0,
-                 strategy: Optional[Strategy] = None):
+                 strategy: Optional[Strategy] = None, step_mode: str = "sampled",
+                 tasks_per_step: Optional[int] = None, balancer=None, distiller=None):
         self.tasks: List[TaskSpec] = check_unique_names(tasks)
         self.backbone = backbone
         self.main_task = main_task
         self.sampling, self.temperature, self.seed = sampling, temperature, seed
+        self.step_mode, self.tasks_per_step = step_mode, tasks_per_step
+        self.balancer = _balancer(balancer)
+        self.distiller = distiller  # a teacher's loss terms (paddlepalm.distill.Distiller), or None
         self.strategy = strategy or default_strategy()
         self.sampler: Optional[Sampler] = None
         self.optimizer_spec = None
@@ -69,7 +80,29 @@ class Engine:
         resolve_shared_heads(self.tasks)
         for t in self.tasks:
             t.head.attach_backbone(self.backbone)
-        return MultiTaskNetwork(self.backbone, self.tasks)
+        return MultiTaskNetwork(self.backbone, self.tasks, self.extra_parameters())
+
+    def _bind_balancer(self) -> None:
+        """The balancer learns the task names (fixed weights default to each task's loss_weight)
+        before the optimizer is built."""
+        self.balancer = b = _balancer(self.balancer)
+        if b is None:
+            return
+        if getattr(b, "name", None) == "fixed" and not b.weights:
+            b.weights = {t.name: t.loss_weight for t in self.tasks}
+        b.bind([t.name for t in self.tasks])
+
+    def extra_parameters(self):
+        """Parameters trained with the model but saved with the run's state, not in the model:
+        the balancer's (``balancing.*``) and the distiller's projections (``distill.*``)."""
+        extra = []
+        for prefix, owner in (("balancing", self.balancer), ("distill", self.distiller)):
+            named = getattr(owner, "named_parameters", None)
+            if named is not None:
+                extra += [(n if n.startswith(prefix + ".") else "%s.%s" % (prefix, n), p) for n, p in named()]
+            elif owner is not None:
+                extra += [("%s.%d" % (prefix, i), p) for i, p in enumerate(owner.parameters())]
+        return extra
 
     @property
     def network(self) -> MultiTaskNetwork:
@@ -88,11 +121,19 @@ class Engine:
                 raise ValueError("task %r has no train reader" % t.name)
             if t.reader._batcher is None:
                 raise ValueError("task %r: its reader has no data; call load_data first" % t.name)
-        infos = [TaskInfo(t.name, t.reader.num_examples, t.reader.batch_size, t.reader.steps_per_epoch,
-                          t.mix_ratio, t.name == main) for t in self.tasks]
-        self.sampler = Sampler(infos, self.sampling, num_epochs, self.temperature, self.seed, max_steps)
+        units = input_groups(self.tasks)
+        infos = []
+        for unit in units:
+            members = [self.tasks[i] for i in unit]
+            r = members[0].reader
+            infos.append(TaskInfo("+".join(t.name for t in members), r.num_examples, r.batch_size, r.steps_per_epoch,
+                                  max(t.mix_ratio for t in members), any(t.name == main for t in members)))
+        self.sampler = Sampler(infos, self.sampling, num_epochs, self.temperature, self.seed, max_steps,
+                               self.step_mode, self.tasks_per_step)
+        self._bind_balancer()
         self.loop = FitLoop(self, self.bind(), self.tasks, self.sampler, self.optimizer_spec, self.args,
-                            self.strategy, CallbackList(), self.seed, self.weight_decay)
+                            self.strategy, CallbackList(), self.seed, self.weight_decay, units, self.balancer,
+                            self.distiller)
         return self.sampler
 
     # ------------------------------------------------------------------ training
@@ -127,6 +168,8 @@ class Engine:
                                      EvaluationCallback(args.eval_steps, objective, args.patience, args.save_path)]
         if args.save_path:
             callbacks.append(CheckpointCallback(args.save_path, args.save_steps))
+        if self.balancer is not None:
+            callbacks.append(BalancingCallback(self.balancer))
         return callbacks
 
     def run(self, args: TrainingArguments, callbacks: Iterable[Union[Callback, type]] = ()) -> Dict[str, Any]:
@@ -135,6 +178,8 @@ class Engine:
             raise RuntimeError("no training plan: call fit(...) (or PALM's fit_readers_with_mixratio)")
         network = self.bind()
         self.strategy.setup()
+        if self.balancer is not None:  # data parallel: the balancer's collectives (None in one process)
+            self.balancer.set_communicator(self.strategy.all_reduce_mean())
         self.args = args
         loop = self.loop
         loop.callbacks = CallbackList(self.default_callbacks(args) + list(callbacks))
@@ -213,30 +258,7 @@ class Engine:
 
     def save_checkpoint(self) -> str:
         """Save ``ckpt.step<N>`` (model + optimizer + training state); keep the newest ``keep_last``."""
-        import paddle
-
-        from paddlepalm.artifact import save_model
-
-        loop = self.loop
-        path = os.path.join(self.args.save_path, checkpoint_name(loop.state.global_step))
-        kinds = {k.strip() for k in self.args.save_type.split(",")}
-
-        def write(tmp):
-            save_model(tmp, self.backbone, self.tasks, self.tokenizer)
-            paddle.save(optimizer_state(loop.optimizer, self.named_parameters()), os.path.join(tmp, OPTIMIZER_STATE))
-            write_json(os.path.join(tmp, TRAINER_STATE), loop.training_state())
-
-        if self.strategy.is_main:
-            if "ckpt" in kinds:
-                atomic_directory(path, write)
-                prune(self.args.save_path, self.args.keep_last)
-                logger.info("saved %s", path)
-            if "predict" in kinds:
-                from paddlepalm.export import export_model
-
-                export_model(self, os.path.join(self.args.save_path, "pred.step%d" % loop.state.global_step))
-        self.strategy.barrier()
-        return path
+        return persistence.save_checkpoint(self)
 
     def weight_targets(self):
         """``(backbones, {task: heads})`` that :meth:`load_weights` fills."""
@@ -244,32 +266,11 @@ class Engine:
 
     def load_weights(self, path: str) -> None:
         """Load a saved model's / checkpoint's encoder and head weights into this engine."""
-        from paddlepalm.artifact import BACKBONE_DIR, HEADS_FILE, load_head_weights, read_head_weights
-        from paddlepalm.backbone.weights import load_state_into, read_checkpoint
-
-        backbone_dir = os.path.join(path, BACKBONE_DIR)
-        if not os.path.isdir(backbone_dir):
-            raise CheckpointError("%s: not a paddlepalm checkpoint (no %s/ folder)" % (path, BACKBONE_DIR))
-        _, state, report = read_checkpoint(backbone_dir)
-        backbones, heads = self.weight_targets()
-        for b in {id(b): b for b in backbones if b is not None}.values():
-            load_state_into(b, state, report)
-        head_state = read_head_weights(path)
-        for t in self.tasks:
-            for head in {id(h): h for h in heads.get(t.name, []) if h is not None}.values():
-                load_head_weights(head, head_state, t.head_owner, os.path.join(path, HEADS_FILE))
+        persistence.load_weights(self, path)
 
     def restore_training_state(self, path: str) -> None:
         """Optimizer, schedule, sampler, reader positions, train state and callbacks from ``path``."""
-        from paddlepalm.engine.checkpoints import load_paddle_file
-
-        loop = self.loop
-        if loop.optimizer is None:
-            loop.build_optimizer()
-        state = read_json(os.path.join(path, TRAINER_STATE))
-        set_optimizer_state(loop.optimizer, self.named_parameters(),
-                            load_paddle_file(os.path.join(path, OPTIMIZER_STATE)), path)
-        loop.load_training_state(state)
+        persistence.restore_training_state(self, path)
 
     # ------------------------------------------------------------------ state
     @property
@@ -287,3 +288,13 @@ class Engine:
     @property
     def best_score(self) -> Optional[float]:
         return self.loop.state.best_score if self.loop is not None else None
+
+
+def _balancer(balancer):
+    """A balancer object from a registered name (``'pcgrad'``), else ``balancer`` itself."""
+    if not isinstance(balancer, str):
+        return balancer
+    import paddlepalm.balancing  # noqa: F401  (registers the built-ins)
+    from paddlepalm.registry import BALANCERS
+
+    return BALANCERS.get(balancer)()

@@ -4,15 +4,15 @@ The loop owns only the mechanics of training steps over a :class:`TrainState`; l
 evaluation, best model, early stopping and checkpoints are callbacks
 (:mod:`paddlepalm.engine.callbacks`), multi-process concerns are the :class:`Strategy`'s.
 """
-import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from paddlepalm.engine.args import TrainingArguments
 from paddlepalm.engine.callbacks.base import CallbackList
 from paddlepalm.engine.network import MultiTaskNetwork
+from paddlepalm.engine.precision import MixedPrecision
 from paddlepalm.engine.sampling import Sampler
 from paddlepalm.engine.spec import TaskSpec
 from paddlepalm.engine.state import TrainerControl, TrainState
@@ -25,13 +25,14 @@ STEP_SEED_MULTIPLIER = 1000003  # per-step Paddle seed: seed * this + step (drop
 
 @dataclass
 class StepOutput:
-    """What one training step produced: the task that ran, its weighted loss (detached, this
-    process's share) and the head's outputs."""
+    """What one training step produced: the tasks that ran, each one's weighted loss (detached,
+    this process's share) and head outputs. ``task`` / ``loss`` / ``outputs`` are the first's."""
 
     task_index: int
     task: str
     loss: Any
     outputs: Dict[str, Any]
+    losses: Dict[str, Any] = field(default_factory=dict)
 
 
 class FitLoop:
@@ -39,16 +40,21 @@ class FitLoop:
 
     def __init__(self, engine, network: MultiTaskNetwork, tasks: Sequence[TaskSpec], sampler: Sampler,
                  optimizer_spec, args: TrainingArguments, strategy: Strategy, callbacks: CallbackList,
-                 seed: int = 0, weight_decay: Optional[float] = None):
+                 seed: int = 0, weight_decay: Optional[float] = None, units: Optional[List[List[int]]] = None,
+                 balancer=None, distiller=None):
         self.engine = engine  # evaluate(), save(path), save_checkpoint() -- see Engine
         self.network, self.tasks, self.sampler = network, list(tasks), sampler
+        # the sampler draws units: one task, or tasks sharing one reader (one encoder pass)
+        self.units = units or [[i] for i in range(len(self.tasks))]
+        self.balancer = balancer  # None: the weighted sum of the task losses (loss_weight)
+        self.distiller = distiller  # None, or adds a teacher's loss terms (paddlepalm.distill)
+        self.last_tasks: List[str] = []
         self.optimizer_spec, self.weight_decay = optimizer_spec, weight_decay
         self.args, self.strategy, self.callbacks, self.seed = args, strategy, callbacks, seed
         self.state = TrainState(max_steps=sampler.total_steps, task_steps={t.name: 0 for t in tasks})
         self.control = TrainerControl()
         self.optimizer = None
-        self.scaler = None
-        self.amp: Optional[str] = None
+        self.precision = MixedPrecision()
         self.accumulate_steps = 1
         self.shard_weight = 1.0  # this process's share of the global batch (data parallel)
         self._iterators: Optional[list] = None
@@ -63,7 +69,7 @@ class FitLoop:
         if args.max_steps:
             self.sampler.total_steps = int(args.max_steps)
         self.state.max_steps = self.sampler.total_steps
-        self._setup_amp(args.amp)
+        self.precision.configure(args.amp)
 
     def build_optimizer(self) -> None:
         if self.optimizer_spec is None:
@@ -76,33 +82,18 @@ class FitLoop:
                                                    self.network.backbone.config.num_hidden_layers, steps,
                                                    self.weight_decay)
 
-    def _setup_amp(self, amp: Optional[str]) -> None:
-        import paddle
-
-        if amp in (None, False, "", "none", "fp32"):
-            self.amp = None
-            return
-        if amp not in ("fp16", "bf16"):
-            raise ValueError("amp must be None, 'fp16' or 'bf16', got %r" % amp)
-        if not paddle.is_compiled_with_cuda() or paddle.device.get_device().startswith("cpu"):
-            logger.warning("AMP (%s) needs a GPU; this run is on CPU, so it trains in fp32", amp)
-            self.amp = None
-            return
-        self.amp = amp
-        if amp == "fp16" and self.scaler is None:
-            self.scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15)
+    @property
+    def amp(self) -> Optional[str]:
+        return self.precision.amp
 
     def amp_context(self):
-        import paddle
-
-        if not self.amp:
-            return contextlib.nullcontext()
-        return paddle.amp.auto_cast(enable=True, dtype="bfloat16" if self.amp == "bf16" else "float16", level="O1")
+        return self.precision.context()
 
     # ------------------------------------------------------------------ data positions
     def iterators(self) -> list:
+        """One batch iterator per unit (tasks sharing a reader share its iterator)."""
         if self._iterators is None:
-            self._iterators = [t.reader.batcher.iterate(None) for t in self.tasks]
+            self._iterators = [self.tasks[unit[0]].reader.batcher.iterate(None) for unit in self.units]
         return self._iterators
 
     def data_positions(self) -> Dict[str, Any]:
@@ -117,52 +108,104 @@ class FitLoop:
         self._sync_task_steps()
 
     def _sync_task_steps(self) -> None:
-        self.state.task_steps = dict(zip([t.name for t in self.tasks], self.sampler.counts))
+        self.state.task_steps = {self.tasks[i].name: count for unit, count in zip(self.units, self.sampler.counts)
+                                 for i in unit}
 
     # ------------------------------------------------------------------ one step
     def train_step(self, batch, task_index: int) -> Dict[str, Any]:
         """Forward + backward on one batch of one task (no optimizer step); the head's outputs."""
-        t = self.tasks[task_index]
-        self.network.train_task(t)
-        with self.amp_context():
-            outputs = self.network.forward(t, batch)
-        self.backward(outputs["loss"] * (t.loss_weight / self.accumulate_steps * self.shard_weight))
+        unit = next(u for u in self.units if task_index in u)
+        return self.train_unit(batch, unit)[task_index]
+
+    def train_unit(self, batch, unit: Sequence[int]) -> Dict[int, Dict[str, Any]]:
+        """Forward (one encoder pass for the unit's tasks) + backward; outputs per task index."""
+        outputs = self.forward_unit(batch, unit)
+        self.backward_losses({i: (out["loss"], self.shard_weight) for i, out in outputs.items()})
         return outputs
 
+    def forward_unit(self, batch, unit: Sequence[int]) -> Dict[int, Dict[str, Any]]:
+        tasks = [self.tasks[i] for i in unit]
+        for t in tasks:
+            self.network.train_task(t)
+        options, transform = None, None
+        if self.distiller is not None:
+            options = self.distiller.encoder_kwargs([t.name for t in tasks])
+            transform = self._distilled
+        with self.amp_context():
+            return dict(zip(unit, self.network.forward_shared(tasks, batch, options, transform)))
+
+    def _distilled(self, task, tensors, outputs, encoded):
+        """The task's loss with the distiller's terms (teacher outputs, matches) mixed in."""
+        if self.distiller.distills(task.name):
+            outputs = dict(outputs)
+            outputs["loss"], self.distill_parts = self.distiller.loss(task.name, tensors, outputs, encoded,
+                                                                      outputs.get("loss"))
+        return outputs
+
+    def backward_losses(self, losses: Dict[int, Any]) -> None:
+        """``{task index: (loss, shard weight)}`` -> gradients: the balancer's combination, or
+        the sum of ``loss * loss_weight * shard weight / accumulate_steps``."""
+        if self.balancer is not None:
+            self.balancer_backward(losses)
+            return
+        terms = [loss * (self.tasks[i].loss_weight / self.accumulate_steps * weight) for i, (loss, weight) in
+                 losses.items()]
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        self.backward(total)
+
+    def balancer_backward(self, losses: Dict[int, Any]) -> None:
+        """Hand the step's task losses to the balancer, which runs the backward pass(es)."""
+        s = self.state
+        named = {self.tasks[i].name: loss * weight for i, (loss, weight) in losses.items()}
+        shared = [p for p in self.network.backbone.parameters() if not p.stop_gradient]
+        task_params = {self.tasks[i].name: [p for p in self.tasks[i].head.parameters() if not p.stop_gradient]
+                       for i in losses}
+        step = s.global_step + 1  # the step being trained
+        every = self.args.diagnostics_steps
+        self.diagnosed = bool(every) and step % every == 0
+        self.last_weights = self.balancer.combine(
+            named, shared, task_params, scale=self.precision.loss_scale / self.accumulate_steps,
+            sync=step % self.accumulate_steps == 0 or step == s.max_steps, diagnose=self.diagnosed)
+
     def backward(self, loss) -> None:
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-        else:
-            loss.backward()
+        self.precision.backward(loss)
 
     def optimizer_step(self) -> None:
         """Reduce gradients (data parallel), ``on_before_optimizer_step``, update, clear, schedule."""
-        self.strategy.reduce_gradients(p for _, p in self.network.named_parameters())
+        if not getattr(self.balancer, "reduces_gradients", False):  # per-task balancers reduce their own
+            self.strategy.reduce_gradients(p for _, p in self.network.named_parameters())
         self.callbacks.call("on_before_optimizer_step", self, self.state, self.control)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
+        self.precision.step(self.optimizer)
         self.optimizer.clear_grad(set_to_zero=False)  # heads not sampled get no update at all
         self.optimizer_spec.scheduler.step()
 
     def step(self) -> StepOutput:
-        """One training step: seed, sample a task, take its batch, shard, train, maybe update."""
+        """One training step: seed, draw the unit(s), take their batches, shard, train, maybe update."""
         import paddle
 
         s = self.state
         paddle.seed(self.strategy.step_seed(self.seed * STEP_SEED_MULTIPLIER + s.global_step))
-        task_index = self.sampler.next()
-        batch, self.shard_weight = self.strategy.shard(next(self.iterators()[task_index]))
-        outputs = self.train_step(batch, task_index)
-        loss = outputs["loss"].detach()
+        losses, outputs = {}, {}
+        for u in self.sampler.next_tasks():
+            batch, self.shard_weight = self.strategy.shard(next(self.iterators()[u]))
+            unit_out = self.forward_unit(batch, self.units[u])
+            outputs.update(unit_out)
+            losses.update({i: (out["loss"], self.shard_weight) for i, out in unit_out.items()})
+        self.backward_losses(losses)
         s.global_step += 1
         self._sync_task_steps()
-        self._pending.append((task_index, loss if self.shard_weight == 1.0 else loss * self.shard_weight))
+        detached = {}
+        for i, (loss, weight) in losses.items():
+            loss = loss.detach()
+            detached[self.tasks[i].name] = loss if weight == 1.0 else loss * weight
+            self._pending.append((i, detached[self.tasks[i].name]))
+        self.last_tasks = list(detached)
         if s.global_step % self.accumulate_steps == 0 or s.global_step == s.max_steps:
             self.optimizer_step()
-        return StepOutput(task_index, self.tasks[task_index].name, self._pending[-1][1], outputs)
+        first = next(iter(outputs))
+        return StepOutput(first, self.tasks[first].name, detached[self.tasks[first].name], outputs[first], detached)
 
     # ------------------------------------------------------------------ the run
     def run(self) -> Dict[str, Any]:

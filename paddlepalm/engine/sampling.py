@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 STRATEGIES = ("mix_ratio", "temperature", "annealed")
+STEP_MODES = ("sampled", "joint")
 
 
 def mix_ratio_probs(ratios: Sequence[float]) -> np.ndarray:
@@ -54,13 +55,27 @@ class TaskInfo:
 
 
 class Sampler:
-    """Draws a task index per step; its state is saved with checkpoints for exact resume."""
+    """Draws the task(s) of each step; its state is saved with checkpoints for exact resume.
+
+    ``step_mode='sampled'`` (PALM): one task per step, drawn by ``strategy``; the main task runs
+    ``num_epochs`` epochs in expectation. ``step_mode='joint'``: every step takes one batch of
+    every task -- or, with ``tasks_per_step=k``, of the main task and ``k - 1`` others drawn
+    without replacement by ``strategy`` -- and the main task runs exactly ``num_epochs`` epochs.
+    """
 
     def __init__(self, tasks: List[TaskInfo], strategy: str = "mix_ratio", num_epochs: float = 1.0,
-                 temperature: float = 1.0, seed: int = 0, max_steps: Optional[int] = None):
+                 temperature: float = 1.0, seed: int = 0, max_steps: Optional[int] = None,
+                 step_mode: str = "sampled", tasks_per_step: Optional[int] = None):
         if strategy not in STRATEGIES:
             raise ValueError("unknown sampling strategy %r; expected one of %s"
                              % (strategy, ", ".join(STRATEGIES)))
+        if step_mode not in STEP_MODES:
+            raise ValueError("unknown step_mode %r; expected one of %s" % (step_mode, ", ".join(STEP_MODES)))
+        if tasks_per_step is not None and not 1 <= int(tasks_per_step):
+            raise ValueError("tasks_per_step must be >= 1, got %r" % (tasks_per_step,))
+        self.step_mode = step_mode
+        self.tasks_per_step = None if tasks_per_step is None or int(tasks_per_step) >= len(tasks) \
+            else int(tasks_per_step)
         mains = [i for i, t in enumerate(tasks) if t.is_main]
         if len(mains) != 1:
             raise ValueError("exactly one main task is needed, got %d" % len(mains))
@@ -71,7 +86,7 @@ class Sampler:
         self.step = 0
         self.counts = [0] * len(tasks)
         self.last_task: Optional[int] = None  # the task of the latest step
-        p_main = self.probs(0.0)[self.main]
+        p_main = self.probs(0.0)[self.main] if step_mode == "sampled" else 1.0
         main_steps = num_epochs * tasks[self.main].steps_per_epoch
         self.total_steps = int(max_steps) if max_steps else max(1, int(round(main_steps / p_main)))
 
@@ -93,13 +108,42 @@ class Sampler:
         self.last_task = task
         return task
 
+    def next_tasks(self) -> List[int]:
+        """The task indices of the next step (one in sampled mode)."""
+        if self.step_mode == "sampled":
+            return [self.next()]
+        chosen = list(range(len(self.tasks)))
+        if self.tasks_per_step is not None:
+            others = [i for i in chosen if i != self.main]
+            p = self.probs()[others]
+            drawn = self.rng.choice(len(others), size=self.tasks_per_step - 1, replace=False, p=p / p.sum())
+            chosen = sorted([self.main] + [others[int(j)] for j in drawn])
+        for i in chosen:
+            self.counts[i] += 1
+        self.step += 1
+        self.last_task = chosen[0]
+        return chosen
+
+    def step_share(self, progress: float) -> np.ndarray:
+        """Expected share of steps each task runs in (sums to 1 in sampled mode)."""
+        if self.step_mode == "sampled":
+            return self.probs(progress)
+        if self.tasks_per_step is None:
+            return np.ones(len(self.tasks))
+        share = np.zeros(len(self.tasks))
+        others = [i for i in range(len(self.tasks)) if i != self.main]
+        p = self.probs(progress)[others]
+        share[others] = np.minimum(1.0, (self.tasks_per_step - 1) * p / p.sum())  # approximately
+        share[self.main] = 1.0
+        return share
+
     def plan(self) -> List[Dict[str, float]]:
         """Expected share, steps and epochs per task over the whole run."""
         steps = np.zeros(len(self.tasks))
         chunk = max(1, self.total_steps // 100)
         for start in range(0, self.total_steps, chunk):  # integrate (annealed changes over time)
             n = min(chunk, self.total_steps - start)
-            steps += n * self.probs(start / self.total_steps)
+            steps += n * self.step_share(start / self.total_steps)
         rows = []
         for t, s in zip(self.tasks, steps):
             rows.append({"task": t.name, "examples": t.num_examples, "batch_size": t.batch_size,
@@ -108,7 +152,9 @@ class Sampler:
         return rows
 
     def format_plan(self) -> str:
-        lines = ["sampling=%s, total steps=%d" % (self.strategy, self.total_steps),
+        mode = "" if self.step_mode == "sampled" else ", step_mode=joint%s" % (
+            "" if self.tasks_per_step is None else " (%d tasks per step)" % self.tasks_per_step)
+        lines = ["sampling=%s%s, total steps=%d" % (self.strategy, mode, self.total_steps),
                  "%-16s %9s %6s %8s %9s %8s" % ("task", "examples", "batch", "prob", "steps", "epochs")]
         for r in self.plan():
             lines.append("%-16s %9d %6d %8.3f %9.0f %8.2f%s" % (

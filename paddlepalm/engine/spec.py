@@ -61,3 +61,19 @@ def main_task_name(tasks: Sequence[TaskSpec], requested: Optional[str] = None) -
         if not t.is_aux:
             return t.name
     raise ValueError("every task is auxiliary: one task must set the length of training")
+
+
+def input_groups(tasks: Sequence[TaskSpec]) -> List[List[int]]:
+    """Task indices grouped by shared train reader: tasks over the same examples (one reader
+    object whose batches carry every task's labels, or views of one such reader, e.g.
+    ``JointLabelReader.view``) train with one encoder pass per batch."""
+    groups: List[List[int]] = []
+    by_reader = {}
+    for i, t in enumerate(tasks):
+        key = id(getattr(t.reader, "input_source", t.reader))  # views of one reader share its batches
+        if t.reader is not None and key in by_reader:
+            groups[by_reader[key]].append(i)
+        else:
+            by_reader[key] = len(groups)
+            groups.append([i])
+    return groups

@@ -44,6 +44,10 @@ class Strategy:
     def average_losses(self, pending: List[Tuple[int, Any]]) -> List[Tuple[int, Any]]:
         return pending
 
+    def all_reduce_mean(self):
+        """A function averaging a tensor over the processes (None in one process)."""
+        return None
+
     def barrier(self) -> None:
         pass
 
@@ -100,6 +104,9 @@ class DataParallel(Strategy):
 
     def average_losses(self, pending):
         return dist.average_step_losses(pending)
+
+    def all_reduce_mean(self):
+        return dist.all_reduce_mean if self.world_size > 1 else None
 
     def barrier(self):
         dist.barrier()

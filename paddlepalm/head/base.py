@@ -55,6 +55,10 @@ class Head(nn.Layer):
             self.write_jsonl(self.predictions(records, reader), output_dir)
         return {}
 
+    def encoder_options(self) -> Dict[str, bool]:
+        """Extra encoder call options this head needs, e.g. ``{"output_hidden_states": True}``."""
+        return {}
+
     # ------------------------------------------------------------------ helpers
     def attach_backbone(self, backbone) -> None:
         """Called once by the trainer; heads that need the encoder (tied embeddings) keep it."""

@@ -1,4 +1,5 @@
-"""Classify head: [CLS] pooled output -> logits; softmax cross-entropy or multi-label sigmoid."""
+"""Classify head: a sentence (or whole-document) vector -> logits; softmax cross-entropy or
+multi-label sigmoid."""
 from typing import Dict, Optional
 
 import numpy as np
@@ -7,6 +8,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from paddlepalm.head.base import Head, Records, dense
+from paddlepalm.head.pooling import SentenceEncoding
 from paddlepalm.metrics import accuracy, multilabel_precision_recall_f1, precision_recall_f1
 
 
@@ -15,6 +17,12 @@ class Classify(Head):
 
     ``multi_label=True`` scores each class independently (sigmoid + binary cross-entropy) and
     predicts every class whose probability exceeds ``threshold``.
+
+    ``representation`` picks the sentence vector (see :mod:`paddlepalm.head.pooling`): ``pooled``
+    (default, the encoder's pooler), ``cls``, ``mean_tokens``, or ``concat_layers`` /
+    ``mean_layers`` / ``max_layers`` over the last ``last_layers`` layers' [CLS]. For documents
+    a reader split into chunks (``max_chunks``), ``chunk_pooling`` (``mean``, ``max``,
+    ``attention``) combines the chunk vectors into one per document.
     """
 
     name = "classify"
@@ -22,18 +30,24 @@ class Classify(Head):
 
     def __init__(self, num_classes: int, input_dim: int, dropout_prob: float = 0.0,
                  param_initializer_range: float = 0.02, multi_label: bool = False,
-                 threshold: float = 0.5, phase: str = "train"):
+                 threshold: float = 0.5, phase: str = "train", representation: str = "pooled",
+                 last_layers: int = 4, chunk_pooling: str = "mean"):
         super().__init__(phase)
         self.num_classes = int(num_classes)
         self.multi_label = multi_label
         self.threshold = threshold
+        self.encoding = SentenceEncoding(input_dim, representation, last_layers, chunk_pooling,
+                                         param_initializer_range)
         self.dropout = nn.Dropout(dropout_prob)
-        self.classifier = dense(input_dim, self.num_classes, param_initializer_range)
+        self.classifier = dense(self.encoding.dim, self.num_classes, param_initializer_range)
         if multi_label:
             self.metric_names = ("micro_f1", "macro_f1", "subset_accuracy")
 
+    def encoder_options(self):
+        return self.encoding.encoder_options()
+
     def forward(self, encoder_output, batch):
-        logits = self.classifier(self.dropout(encoder_output.pooled_output))
+        logits = self.classifier(self.dropout(self.encoding(encoder_output, batch)))
         out = {"logits": logits}
         if "label" in batch:
             label = batch["label"]

@@ -21,19 +21,24 @@ class Match(Classify):
       ``mean(max(0, margin - s_pos + s_neg))`` and the metric ``pairwise_accuracy`` is the share
       with ``s_pos > s_neg``. Predictions ``{"index", "score", "probs"}`` (``probs`` =
       sigmoid(score), for PALM scripts; plus ``score_neg`` on triples). ``num_classes`` is unused.
+
+    ``representation``, ``last_layers`` and ``chunk_pooling`` are as in :class:`Classify` (a long
+    ``text_b`` split into chunks by the reader is scored as one document, pointwise).
     """
 
     name = "match"
 
     def __init__(self, num_classes: int, input_dim: int, dropout_prob: float = 0.0,
                  param_initializer_range: float = 0.02, learning_strategy: str = "pointwise",
-                 margin: float = 0.5, phase: str = "train"):
+                 margin: float = 0.5, phase: str = "train", representation: str = "pooled",
+                 last_layers: int = 4, chunk_pooling: str = "mean"):
         if learning_strategy not in STRATEGIES:
             raise ValueError("learning_strategy must be 'pointwise' or 'pairwise', got %r"
                              % (learning_strategy,))
         self.pairwise = learning_strategy == "pairwise"
         super().__init__(1 if self.pairwise else num_classes, input_dim, dropout_prob,
-                         param_initializer_range, phase=phase)
+                         param_initializer_range, phase=phase, representation=representation,
+                         last_layers=last_layers, chunk_pooling=chunk_pooling)
         self.learning_strategy = learning_strategy
         self.margin = float(margin)
         if self.pairwise:
@@ -43,7 +48,7 @@ class Match(Classify):
     def forward(self, encoder_output, batch):
         if not self.pairwise:
             return super().forward(encoder_output, batch)
-        score = self.classifier(self.dropout(encoder_output.pooled_output)).squeeze(-1)
+        score = self.classifier(self.dropout(self.encoding(encoder_output, batch))).squeeze(-1)
         out = {"score": score, "probs": F.sigmoid(score)}
         if "pair_rows" in batch:
             rows = int(batch["pair_rows"])

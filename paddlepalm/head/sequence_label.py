@@ -26,6 +26,10 @@ class SequenceLabel(Head):
     ``learning_rate`` (same position, also accepted by that name) with default 1e-3, which left
     the transitions nearly frozen -- raise it (e.g. 100) for them to learn at fine-tuning rates.
 
+    Inputs a reader split into windows (``window_stride``) are merged back: each word's logits
+    come from the window where it is most central, so loss, decoding and metrics are per word of
+    the whole input.
+
     ``epoch_postprocess`` writes ``predictions.json`` lines ``{"index", "words", "labels",
     "label_ids"}`` (words cut by ``max_len`` get ``'O'``) and, with gold tags, returns entity
     ``f1``/``precision``/``recall`` (BIO, or BIOES when tags use ``E-``/``S-``) and
@@ -50,6 +54,8 @@ class SequenceLabel(Head):
     def forward(self, encoder_output, batch):
         hidden = gather_positions(encoder_output.sequence_output, batch["word_starts"])
         logits = self.classifier(self.dropout(hidden))
+        if "chunk_rows" in batch:  # windows of long inputs -> one row of word logits per input
+            logits = merge_windows(logits, batch["chunk_rows"], batch["word_chunk"], batch["word_slot"])
         out = {"logits": logits}
         if "word_labels" in batch:
             mask = word_mask(batch, logits.shape[1])
@@ -126,6 +132,14 @@ def gather_positions(sequence: paddle.Tensor, positions: paddle.Tensor) -> paddl
     offsets = (paddle.arange(batch, dtype=positions.dtype) * length).unsqueeze(1)
     flat = paddle.gather(sequence.reshape([-1, hidden]), (positions + offsets).reshape([-1]))
     return flat.reshape([batch, -1, hidden])
+
+
+def merge_windows(window_logits: paddle.Tensor, chunk_rows: paddle.Tensor, word_chunk: paddle.Tensor,
+                  word_slot: paddle.Tensor) -> paddle.Tensor:
+    """Per-window word logits ``[rows, W_win, C]`` -> per-input ``[D, W, C]``: word ``w`` of input
+    ``d`` from row ``chunk_rows[d, word_chunk[d, w]]`` at word position ``word_slot[d, w]``."""
+    rows = paddle.take_along_axis(chunk_rows, word_chunk, axis=1)
+    return paddle.gather_nd(window_logits, paddle.stack([rows, word_slot], axis=-1))
 
 
 def word_mask(batch: Dict[str, paddle.Tensor], width: int) -> paddle.Tensor:

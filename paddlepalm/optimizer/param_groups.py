@@ -6,7 +6,7 @@ Parameter names are the trainer's structured names: ``backbone.embeddings...``,
 import re
 from typing import Dict, Iterable, Optional, Set, Tuple
 
-NO_DECAY = re.compile(r"(\.bias$|norm|layer_norm|LayerNorm|\.b_0$)")
+NO_DECAY = re.compile(r"(\.bias$|norm|layer_norm|LayerNorm|\.b_0$|^balancing\.)")  # balancer weights: no decay
 _LAYER = re.compile(r"^backbone\.encoder\.layers\.(\d+)\.")
 
 

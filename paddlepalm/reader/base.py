@@ -3,7 +3,8 @@
 To read your own data, subclass :class:`Reader` and override
 
 * :meth:`Reader.read_examples` -- turn a file into a list of example dicts (optional: the
-  default reads TSV/CSV/JSONL with a header and checks ``required_fields``), and
+  default reads TSV/CSV (with or without a header), JSON lines and JSON arrays and checks
+  ``required_fields``), and
 * :meth:`Reader.to_features` -- turn one example into a feature dict (use :meth:`Reader.encode`
   for the text, add your label fields).
 
@@ -19,8 +20,8 @@ import numpy as np
 
 from paddlepalm.errors import DataError
 from paddlepalm.reader.batching import Batch, Batcher, Feature, pad_batch
-from paddlepalm.reader.formats import guess_format, read_records
-from paddlepalm.tokenizer import Tokenizer
+from paddlepalm.reader.formats import FORMATS, read_records, resolve_format
+from paddlepalm.tokenizer import BaseTokenizer, CodepointTokenizer, Tokenizer
 from paddlepalm.utils.init_args import record_init_args
 
 logger = logging.getLogger("paddlepalm")
@@ -30,17 +31,20 @@ PHASES = ("train", "dev", "test", "predict")
 _TOKENIZER_CACHE: Dict[tuple, Tokenizer] = {}
 
 
-def build_tokenizer(vocab_path: Union[str, Tokenizer, None], tokenizer: Union[str, Tokenizer] = "wordpiece",
-                    do_lower_case: Optional[bool] = None) -> Tokenizer:
-    """A tokenizer from a vocab file, a checkpoint dir or an existing :class:`Tokenizer`.
+def build_tokenizer(vocab_path: Union[str, BaseTokenizer, None], tokenizer: Union[str, BaseTokenizer] = "wordpiece",
+                    do_lower_case: Optional[bool] = None) -> BaseTokenizer:
+    """A tokenizer from a vocab file, a checkpoint dir or an existing tokenizer;
+    ``tokenizer='codepoint'`` is Canine's (no vocabulary: ``vocab_path`` may be None).
 
     ``do_lower_case=None`` follows the checkpoint's tokenizer config, else guesses from the vocab
     (a vocab without upper-case tokens is uncased).
     """
-    if isinstance(tokenizer, Tokenizer):
+    if isinstance(tokenizer, BaseTokenizer):
         return tokenizer
-    if isinstance(vocab_path, Tokenizer):
+    if isinstance(vocab_path, BaseTokenizer):
         return vocab_path
+    if tokenizer == "codepoint" and (vocab_path is None or not os.path.isdir(vocab_path)):
+        return CodepointTokenizer()
     if vocab_path is None:
         raise ValueError("a reader needs vocab_path (vocab file or checkpoint dir) or a Tokenizer")
     key = (os.path.abspath(str(vocab_path)), tokenizer, do_lower_case)
@@ -54,7 +58,8 @@ def build_tokenizer(vocab_path: Union[str, Tokenizer, None], tokenizer: Union[st
             lower = _vocab_is_uncased(vocab_path) if do_lower_case is None else do_lower_case
             tok = Tokenizer.from_vocab(vocab_path, do_lower_case=lower)
         else:
-            raise ValueError("unknown tokenizer %r; expected 'wordpiece', 'bpe' or a Tokenizer" % tokenizer)
+            raise ValueError("unknown tokenizer %r; expected 'wordpiece', 'bpe', 'codepoint' or a Tokenizer"
+                             % tokenizer)
         _TOKENIZER_CACHE[key] = tok
     return _TOKENIZER_CACHE[key]
 
@@ -77,14 +82,17 @@ class Reader:
     name: Optional[str] = None  # registry name, e.g. 'classify'
     required_fields: Sequence[str] = ("text_a",)
     predict_optional_fields: Sequence[str] = ("label",)  # may be absent from predict files
+    optional_fields: Sequence[str] = ("text_b",)  # read when present; never null
     pad_values: Dict[str, Any] = {}
     meta_fields: Sequence[str] = ()  # feature fields kept for postprocessing, never batched
+    max_rows_per_batch: Optional[int] = None  # cap on encoder rows (chunks) per batch, if any
 
     def __init__(self, vocab_path: Union[str, Tokenizer, None] = None, max_len: int = 128,
                  tokenizer: Union[str, Tokenizer] = "wordpiece", lang: str = "en",
                  seed: Optional[int] = None, do_lower_case: Optional[bool] = None,
                  phase: str = "train", truncation: str = "head", bucket_by_length: bool = False,
-                 fields: Optional[Mapping[str, str]] = None, dev_count: int = 1, print_prefix: str = ""):
+                 fields: Optional[Mapping[str, Union[str, int]]] = None, dev_count: int = 1,
+                 print_prefix: str = "", header: bool = True):
         if phase not in PHASES:
             raise ValueError("phase must be one of %s, got %r" % (", ".join(PHASES), phase))
         self.tokenizer = build_tokenizer(vocab_path, tokenizer, do_lower_case)
@@ -96,6 +104,7 @@ class Reader:
         self.truncation = truncation
         self.bucket_by_length = bucket_by_length
         self.fields = dict(fields) if fields else None
+        self.header = bool(header)
         self.examples: List[Example] = []
         self.features: List[Feature] = []
         self.input_file: Optional[str] = None
@@ -107,14 +116,28 @@ class Reader:
 
     # ------------------------------------------------------------------ override points
     def read_examples(self, input_file: str, file_format: str = "tsv") -> List[Example]:
-        """Read raw examples; each dict keeps ``_file`` and ``_line`` for error messages."""
-        required = [f for f in self.required_fields
-                    if self.phase == "train" or f not in self.predict_optional_fields]
+        """Read raw examples; each dict keeps ``_file`` and ``_line`` for error messages.
+
+        Inputs the reader uses must not be null; outside training a label may be missing or
+        null on any line (predictions need no labels).
+        """
+        optional = () if self.phase == "train" else tuple(self.predict_optional_fields)
+        required = [f for f in self.required_fields if f not in optional]
+        used = list(self.required_fields) + list(self.optional_fields) + list(self.fields or {})
+        not_null = [f for f in dict.fromkeys(used) if f not in optional]
         examples = []
-        for line, record in read_records(input_file, file_format, required=required, fields=self.fields):
+        for line, record in read_records(input_file, file_format, required=required, fields=self.fields,
+                                         header=self.header, not_null=not_null):
             record["_file"], record["_line"] = input_file, line
             examples.append(record)
         return examples
+
+    @classmethod
+    def record_format(cls, input_file: str, file_format: str) -> Optional[str]:
+        """The record format (one of ``formats.FORMATS``) :meth:`read_examples` reads
+        ``input_file`` in, or None when this reader reads it its own way (CoNLL, SQuAD JSON, plain
+        text). ``paddlepalm check`` reads the records of such files before training."""
+        return file_format if file_format in FORMATS and cls.read_examples is Reader.read_examples else None
 
     def to_features(self, example: Example) -> Feature:
         """Turn one example into a feature dict (lists are padded per batch, scalars stacked)."""
@@ -171,8 +194,7 @@ class Reader:
     def load_data(self, input_file: str, batch_size: int, num_epochs: Optional[int] = None,
                   file_format: Optional[str] = "tsv", shuffle_train: bool = True) -> "Reader":
         """Read and tokenize ``input_file`` once; batches come from iterating the reader."""
-        if file_format is None or (file_format == "tsv" and guess_format(input_file) != "tsv"):
-            file_format = guess_format(input_file)
+        file_format = resolve_format(input_file, file_format)
         self.input_file = input_file
         examples = self.read_examples(input_file, file_format)
         if not examples:
@@ -184,6 +206,7 @@ class Reader:
         if self.phase == "train":
             self.prepare(self.examples)
         features = self.to_features_batch(self.examples)
+        self._align_features(features)
         for i, f in enumerate(features):
             f.setdefault("example_index", i)
         for i, f in enumerate(features):
@@ -194,11 +217,32 @@ class Reader:
         train = self.phase == "train"
         self._batcher = Batcher(features, self._batch_size, self.collate,
                                 shuffle=train and shuffle_train, seed=self.seed,
-                                bucket=self.bucket_by_length and train)
+                                bucket=self.bucket_by_length and train, max_rows=self.max_rows_per_batch)
         # in-memory predict inputs (palm.load().predict, serving) come per call: debug, not a line per request
         (logger.debug if source == "<memory>" else logger.info)(
             "%s: %d examples -> %d features from %s", self.describe(), len(self.examples), len(features), source)
         return self
+
+    def _align_features(self, features: List[Feature]) -> None:
+        """Every feature must have the same fields to be batched. A label present on some lines
+        only is an error in a training or evaluation file; in a predict file it is dropped
+        everywhere (predictions need no labels) with a warning naming the first line without."""
+        if not features:
+            return
+        common = set.intersection(*(set(f) for f in features))
+        partial = sorted({k for f in features for k in f} - common - set(self.meta_fields))
+        if not partial:
+            return
+        index = next(i for i, f in enumerate(features) if partial[0] not in f)
+        example = self.examples[min(features[index].get("example_index", index), len(self.examples) - 1)]
+        if self.phase != "predict":
+            raise self.error(example, "no %s here although other lines have one; a %s file needs it on "
+                             "every line" % (partial[0], self.phase), partial[0])
+        logger.warning("%s, line %s has no %s: predicting without %s (no metrics)", example.get("_file"),
+                       example.get("_line"), partial[0], ", ".join(partial))
+        for f in features:
+            for k in partial:
+                f.pop(k, None)
 
     def describe(self) -> str:
         return "%s(%s)" % (type(self).__name__, self.phase)
@@ -262,8 +306,10 @@ class Reader:
                  "attention_mask": [[-1, -1], "int64"]}
         if self.features:
             for name, value in self.features[0].items():
-                if name not in attrs and name not in self.meta_fields:
+                if name not in attrs and name not in self.meta_fields and name != "chunks":
                     attrs[name] = [[-1, -1] if isinstance(value, (list, tuple)) else [-1], "int64"]
+            if "chunks" in self.features[0]:  # rows are chunks; chunk_rows/chunk_mask group them
+                attrs.update(chunk_rows=[[-1, -1], "int64"], chunk_mask=[[-1, -1], "int64"])
         return attrs
 
     def get_epoch_outputs(self) -> Dict[str, Any]:

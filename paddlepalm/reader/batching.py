@@ -2,6 +2,13 @@
 
 Features are dicts; list-valued fields are padded to the longest in the batch (pad value per
 field), scalar fields are stacked. ``attention_mask`` is made from ``input_ids`` lengths.
+
+A long document is one feature with a ``chunks`` list: one dict of row fields (``input_ids``,
+``token_type_ids``, ...) per encoder row. A batch of such features has one row per chunk (the
+documents' chunks in document order, then chunk order) and one entry per document for every
+other field, plus ``chunk_rows`` ``[D, K]`` (the row of each document's k-th chunk; 0 where
+``chunk_mask`` is 0). Batches keep a document's chunks together, and ``max_rows`` caps the rows
+(chunks) per batch so memory stays bounded however long the documents are.
 """
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
@@ -12,11 +19,26 @@ Batch = Dict[str, np.ndarray]
 
 DEFAULT_PAD_VALUES = {"token_type_ids": 0, "task_type_ids": 0, "label_ids": -100,
                       "word_labels": -100, "word_starts": 0, "mlm_labels": -100}
+CHUNKS = "chunks"
+
+
+def num_rows(feature: Feature) -> int:
+    """Encoder rows a feature takes: its number of chunks, else 1."""
+    return len(feature[CHUNKS]) if CHUNKS in feature else 1
+
+
+def feature_length(feature: Feature, length_key: str = "input_ids") -> int:
+    """Tokens of a feature (all chunks together), the key of length buckets."""
+    if CHUNKS in feature:
+        return sum(len(c[length_key]) for c in feature[CHUNKS])
+    return len(feature[length_key]) if length_key in feature else 1
 
 
 def pad_batch(features: Sequence[Feature], pad_values: Dict[str, object],
               skip: Sequence[str] = ()) -> Batch:
     """Stack features into arrays; lists are right-padded to the batch's longest."""
+    if CHUNKS in features[0]:
+        return _pad_chunked(features, pad_values, skip)
     batch: Batch = {}
     for name in features[0]:
         if name in skip:
@@ -45,13 +67,72 @@ def pad_batch(features: Sequence[Feature], pad_values: Dict[str, object],
     return batch
 
 
+def _pad_chunked(features: Sequence[Feature], pad_values: Dict[str, object], skip: Sequence[str]) -> Batch:
+    """Documents of several chunks -> row fields for every chunk + document fields + chunk_rows."""
+    rows = [chunk for f in features for chunk in f[CHUNKS]]
+    batch = pad_batch(rows, pad_values, skip)
+    rest = [{k: v for k, v in f.items() if k != CHUNKS} for f in features]
+    if rest[0]:
+        batch.update(pad_batch(rest, pad_values, skip))
+    counts = [len(f[CHUNKS]) for f in features]
+    width = max(counts)
+    chunk_rows = np.zeros((len(features), width), dtype=np.int64)
+    chunk_mask = np.zeros((len(features), width), dtype=np.int64)
+    start = 0
+    for d, n in enumerate(counts):
+        chunk_rows[d, :n] = np.arange(start, start + n)
+        chunk_mask[d, :n] = 1
+        start += n
+    batch["chunk_rows"], batch["chunk_mask"] = chunk_rows, chunk_mask
+    return batch
+
+
+def slice_documents(batch: Batch, lo: int, hi: int) -> Batch:
+    """Documents ``[lo, hi)`` of a chunked batch: their rows (chunks), their document fields, and
+    ``chunk_rows`` renumbered from 0 (for data-parallel sharding)."""
+    rows, mask = batch["chunk_rows"][lo:hi], batch["chunk_mask"][lo:hi]
+    first, last = int(rows[0, 0]), int(rows[mask > 0].max()) + 1
+    num_docs, num_rows = batch["chunk_rows"].shape[0], batch["input_ids"].shape[0]
+    out: Batch = {}
+    for key, value in batch.items():
+        if key == "chunk_rows":
+            out[key] = np.where(mask > 0, rows - first, 0)
+        elif isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == num_docs:
+            out[key] = value[lo:hi]  # (when rows == documents, every document is one row: the same slice)
+        elif isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == num_rows:
+            out[key] = value[first:last]
+        else:
+            out[key] = value
+    return out
+
+
+def _split(order: np.ndarray, batch_size: int, costs: Optional[np.ndarray],
+           max_cost: Optional[int]) -> List[np.ndarray]:
+    """Consecutive batches of at most ``batch_size`` items and ``max_cost`` total cost."""
+    if max_cost is None or costs is None:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches, current, total = [], [], 0
+    for i in order:
+        c = int(costs[i])
+        if current and (len(current) == batch_size or total + c > max_cost):
+            batches.append(np.asarray(current))
+            current, total = [], 0
+        current.append(i)
+        total += c
+    if current:
+        batches.append(np.asarray(current))
+    return batches
+
+
 def batch_order(lengths: Sequence[int], batch_size: int, shuffle: bool, rng: np.random.Generator,
-                bucket: bool = False, bucket_factor: int = 50, drop_last: bool = False) -> List[np.ndarray]:
+                bucket: bool = False, bucket_factor: int = 50, drop_last: bool = False,
+                costs: Optional[Sequence[int]] = None, max_cost: Optional[int] = None) -> List[np.ndarray]:
     """Index lists of each batch for one epoch.
 
     With ``bucket``, examples are shuffled, cut into pools of ``batch_size * bucket_factor``,
     sorted by length inside each pool and split into batches, whose order is then shuffled: padding
-    waste falls while batches stay random.
+    waste falls while batches stay random. With ``max_cost``, a batch also ends before its items'
+    ``costs`` (e.g. encoder rows) would exceed ``max_cost``.
     """
     n = len(lengths)
     order = rng.permutation(n) if shuffle else np.arange(n)
@@ -63,7 +144,7 @@ def batch_order(lengths: Sequence[int], batch_size: int, shuffle: bool, rng: np.
             part = order[start:start + pool]
             chunks.append(part[np.argsort(lengths[part], kind="stable")])
         order = np.concatenate(chunks) if chunks else order
-    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    batches = _split(order, batch_size, None if costs is None else np.asarray(costs), max_cost)
     if drop_last and batches and len(batches[-1]) < batch_size:
         batches.pop()
     if bucket and shuffle:
@@ -78,14 +159,26 @@ class Batcher:
     checkpoints, so a resumed run sees exactly the batches an uninterrupted one would. ``collate``
     gets ``(features, rng)``; ``rng`` is derived from (seed, epoch, position), so random choices
     made while batching (e.g. dynamic masking) repeat on resume too.
+
+    ``max_rows`` caps the encoder rows of a batch (a chunked document takes one row per chunk); a
+    batch then holds fewer than ``batch_size`` documents when they are long.
     """
 
     def __init__(self, features: Sequence[Feature], batch_size: int,
                  collate: Callable[[List[Feature], np.random.Generator], Batch],
                  shuffle: bool = True, seed: Optional[int] = None, bucket: bool = False,
-                 drop_last: bool = False, length_key: str = "input_ids"):
+                 drop_last: bool = False, length_key: str = "input_ids", max_rows: Optional[int] = None):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1, got %r" % (batch_size,))
+        self.rows = [num_rows(f) for f in features]
+        if max_rows is not None:
+            if max_rows < 1:
+                raise ValueError("max_rows must be >= 1, got %r" % (max_rows,))
+            widest = max(self.rows, default=1)
+            if widest > max_rows:
+                raise ValueError("a feature takes %d encoder rows, more than max_rows=%d allows"
+                                 % (widest, max_rows))
+        self.max_rows = max_rows
         self.features = features
         self.batch_size = batch_size
         self.collate = collate
@@ -94,7 +187,7 @@ class Batcher:
         self.drop_last = drop_last
         self.seed = int(np.random.SeedSequence(seed).entropy % (2 ** 63)) if seed is None else int(seed)
         self.rng = np.random.default_rng(self.seed)
-        self.lengths = [len(f[length_key]) if length_key in f else 1 for f in features]
+        self.lengths = [feature_length(f, length_key) for f in features]
         self.epoch = 0
         self.position = 0  # batches already served in the current epoch
         self._epoch_start_state = self._initial_state = self.rng.bit_generator.state
@@ -105,13 +198,15 @@ class Batcher:
         self._epoch_start_state = self._initial_state
 
     def steps_per_epoch(self) -> int:
+        if self.max_rows is not None:  # batches end by rows too: count this epoch's plan
+            return len(self._plan())
         n = len(self.features)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _plan(self) -> List[np.ndarray]:
         self.rng.bit_generator.state = self._epoch_start_state
         return batch_order(self.lengths, self.batch_size, self.shuffle, self.rng, self.bucket,
-                           drop_last=self.drop_last)
+                           drop_last=self.drop_last, costs=self.rows, max_cost=self.max_rows)
 
     def epoch_batches(self) -> Iterator[Batch]:
         """The rest of the current epoch (all of it, unless resumed mid-way)."""

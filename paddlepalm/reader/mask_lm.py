@@ -9,6 +9,16 @@ Batched fields: ``input_ids`` (masked), ``token_type_ids``, ``mlm_mask`` (1 wher
 predicts) and ``mlm_labels`` (the original id there, -100 elsewhere and where unknown). A text
 that already contains the mask token (``[MASK]``) is left as it is: its mask positions are
 predicted and carry no label -- the way to ask a trained model to fill in blanks.
+
+``whole_word_mask=True`` masks whole words (Cui et al. 2019; NEZHA and BERT-wwm were pre-trained
+so): a WordPiece ``##`` continuation (byte-level BPE: a piece without the leading-space marker)
+is chosen, and replaced 80/10/10, together with the piece it continues. Words are drawn until
+about ``mask_prob`` of the tokens are covered; a word that would overshoot is skipped. Chinese
+text is one character per WordPiece token, so there each character is its own word (word
+segmentation of Chinese is not done here).
+
+Canine's code points (``tokenizer='codepoint'``) are refused: a masked-LM head predicts over an
+output vocabulary, and Canine has none (1,114,112 code points, hashed embeddings).
 """
 from typing import List, Optional
 
@@ -32,14 +42,21 @@ class MaskLMReader(Reader):
 
     def __init__(self, vocab_path=None, max_len: int = 128, tokenizer="wordpiece", lang: str = "en",
                  seed: Optional[int] = None, do_lower_case: Optional[bool] = None,
-                 phase: str = "train", mask_prob: float = 0.15, **kwargs):
+                 phase: str = "train", mask_prob: float = 0.15, whole_word_mask: bool = False, **kwargs):
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, **kwargs)
         if not 0.0 < mask_prob < 1.0:
             raise ValueError("mask_prob must be in (0, 1), got %r" % (mask_prob,))
         tok = self.tokenizer
+        if not tok.supports_mask_lm:
+            raise ValueError("MaskLMReader: masked LM is not supported with %s: there is no output "
+                             "vocabulary to predict over (Canine embeds 1,114,112 code points by hashing). "
+                             "Use Canine for classification, matching, sequence labelling or MRC"
+                             % type(tok).__name__)
         if tok.mask_id is None:
             raise ValueError("the vocabulary has no mask token; MaskLMReader needs one")
         self.mask_prob = mask_prob
+        self.whole_word_mask = bool(whole_word_mask)
+        self._continues = tok.continuation_flags() if self.whole_word_mask else None
         self.mask_token = tok.convert_ids_to_tokens([tok.mask_id])[0]
         self.special_ids = np.array(sorted({tok.cls_id, tok.sep_id, tok.pad_id, tok.unk_id, tok.mask_id}))
         self.random_ids = np.setdiff1d(np.arange(tok.vocab_size), self.special_ids)
@@ -93,6 +110,8 @@ class MaskLMReader(Reader):
             return ids, np.zeros(len(ids), dtype=np.int64), labels
         # stochastic rounding: the expected count is exactly mask_prob * len(candidates)
         count = max(1, min(len(candidates), int(self.mask_prob * len(candidates) + rng.random())))
+        if self.whole_word_mask:
+            return self._mask_words(ids, candidates, count, rng, labels)
         chosen = np.sort(rng.choice(candidates, size=count, replace=False))
         labels[chosen] = ids[chosen]
         out = ids.copy()
@@ -105,11 +124,47 @@ class MaskLMReader(Reader):
         mask[chosen] = 1
         return out, mask, labels
 
+    def _mask_words(self, ids: np.ndarray, candidates: np.ndarray, count: int,
+                    rng: np.random.Generator, labels: np.ndarray):
+        """Whole-word masking: words (a piece and its continuations) until ~``count`` pieces."""
+        words = word_spans(candidates, self._continues[np.clip(ids[candidates], 0, len(self._continues) - 1)])
+        chosen_words, covered = [], 0
+        for w in rng.permutation(len(words)):
+            size = len(words[w])
+            if covered and covered + size > count:
+                continue
+            chosen_words.append(words[w])
+            covered += size
+            if covered >= count:
+                break
+        out, mask = ids.copy(), np.zeros(len(ids), dtype=np.int64)
+        draw = rng.random(len(chosen_words))
+        for word, d in zip(chosen_words, draw):
+            labels[word] = ids[word]
+            mask[word] = 1
+            if d < REPLACE_WITH_MASK:
+                out[word] = self.tokenizer.mask_id
+            elif d < REPLACE_WITH_MASK + REPLACE_WITH_RANDOM:
+                out[word] = rng.choice(self.random_ids, size=len(word))
+        return out, mask, labels
+
     @property
     def outputs_attr(self):
         attrs = super().outputs_attr
         attrs.update(mlm_mask=[[-1, -1], "int64"], mlm_labels=[[-1, -1], "int64"])
         return attrs
+
+
+def word_spans(positions: np.ndarray, continues: np.ndarray) -> List[np.ndarray]:
+    """Group ``positions`` (sorted) into words: a position continues the word before it when its
+    piece is a continuation and it directly follows that word's last position."""
+    words: List[List[int]] = []
+    for pos, cont in zip(positions.tolist(), continues.tolist()):
+        if cont and words and words[-1][-1] == pos - 1:
+            words[-1].append(pos)
+        else:
+            words.append([pos])
+    return [np.array(w, dtype=np.int64) for w in words]
 
 
 def _join_with_mask(segments: List[Pieces], start: int, count: int, mask_id: int):

@@ -34,6 +34,9 @@ class MatchReader(ClassifyReader):
                              % (learning_strategy,))
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, **kwargs)
         self.learning_strategy = learning_strategy
+        if learning_strategy == "pairwise" and self.max_chunks is not None:
+            raise ValueError("max_chunks (long documents) works with learning_strategy='pointwise'; "
+                             "pairwise triples are not split into chunks")
         if learning_strategy == "pairwise":
             self.required_fields = ("text_a", "text_b", "text_b_neg")
             self.predict_optional_fields = ("text_b_neg",)

@@ -2,7 +2,9 @@
 
 Word-level tags are aligned to sub-words by labelling the first piece of each word; the head
 reads the encoder output at those positions (``word_starts``). Sentences longer than ``max_len``
-are cut between words; the words that did not fit are predicted ``'O'``.
+are cut between words; the words that did not fit are predicted ``'O'`` -- unless
+``window_stride`` is set: then long inputs are read in overlapping windows and every word gets
+its prediction from the window where it is most central.
 """
 import logging
 import os
@@ -10,7 +12,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from paddlepalm.errors import DataError
 from paddlepalm.reader.base import Example, Reader
-from paddlepalm.reader.formats import _lines
+from paddlepalm.reader.chunking import check_chunk_caps, check_stride, most_central_window, word_windows
+from paddlepalm.reader.formats import FORMATS, _lines
 from paddlepalm.reader.labels import LabelMap, LabelMapLike
 from paddlepalm.tokenizer import Pieces
 
@@ -41,17 +44,37 @@ class SequenceLabelReader(Reader):
     Features: ``input_ids``, ``token_type_ids``, ``word_starts`` (position of each kept word's
     first sub-word), ``num_words`` (words kept), ``word_labels`` (tag ids, when tags are given)
     and, for postprocessing only, ``words`` and ``tags`` (all of them, untruncated).
+
+    Long inputs: with ``window_stride`` set, a sentence becomes windows of whole words of at most
+    ``max_len`` tokens, each starting at the first word at least ``window_stride`` pieces after the
+    previous window's start (at most ``max_windows`` windows; words after them are predicted
+    ``'O'``). The feature is then ``{"chunks": [{input_ids, token_type_ids, word_starts}, ...],
+    "word_chunk", "word_slot", "num_words", "word_labels", ...}``: word ``w`` is read from window
+    ``word_chunk[w]`` at word position ``word_slot[w]``, the window where it is most central.
+    Output (predictions, metrics) is per word of the whole input. Batches hold at most
+    ``max_chunks_per_batch`` windows.
     """
 
     name = "sequence_label"
     required_fields = ("text_a", "label")
     meta_fields = ("words", "tags")
+    tags_field = "label"  # the file column with the word tags
 
     def __init__(self, vocab_path=None, max_len: int = 128, label_map_config: LabelMapLike = None,
                  tokenizer="wordpiece", lang: str = "en", seed: Optional[int] = None,
                  do_lower_case: Optional[bool] = None, phase: str = "train", token_sep: str = "\x02",
-                 unknown_label: Optional[str] = None, **kwargs):
+                 unknown_label: Optional[str] = None, window_stride: Optional[int] = None,
+                 max_windows: Optional[int] = None, max_chunks_per_batch: int = 64, **kwargs):
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, **kwargs)
+        self.window_stride = window_stride
+        self.max_windows = max_windows
+        self.max_chunks_per_batch = max_chunks_per_batch
+        if window_stride is not None:
+            check_stride(window_stride, self.max_len - self.tokenizer.special_count(pair=False),
+                         "window_stride")
+            self.max_rows_per_batch = check_chunk_caps(max_windows or 1, max_chunks_per_batch)
+        elif max_windows is not None:
+            raise ValueError("max_windows needs window_stride (windows are made only with window_stride)")
         if not token_sep:
             raise ValueError("token_sep must be a non-empty string")
         self.label_map = LabelMap.load(label_map_config)
@@ -66,6 +89,13 @@ class SequenceLabelReader(Reader):
                                       os.path.splitext(input_file)[1].lower() in CONLL_EXTENSIONS):
             return self._read_conll(input_file)
         return [self._with_words(e) for e in super().read_examples(input_file, file_format)]
+
+    @classmethod
+    def record_format(cls, input_file: str, file_format: str) -> Optional[str]:
+        if file_format == "conll" or os.path.splitext(input_file)[1].lower() in CONLL_EXTENSIONS:
+            return None
+        own = cls.read_examples is SequenceLabelReader.read_examples  # a subclass may read its own way
+        return file_format if own and file_format in FORMATS else None
 
     def make_examples(self, inputs: Sequence) -> List[Example]:
         """In-memory inputs: a sentence (split on ``token_sep`` if it has one, else on whitespace),
@@ -89,8 +119,8 @@ class SequenceLabelReader(Reader):
         """Set ``words`` and ``tags`` (None without tags) from ``text_a``/``label`` if missing."""
         if "words" not in example:
             example["words"] = self._split(example, "text_a")
-            has_tags = example.get("label") not in (None, "")
-            example["tags"] = self._split(example, "label") if has_tags else None
+            has_tags = example.get(self.tags_field) not in (None, "")
+            example["tags"] = self._split(example, self.tags_field) if has_tags else None
         self._check_counts(example)
         return example
 
@@ -109,10 +139,10 @@ class SequenceLabelReader(Reader):
     def _check_counts(self, example: Example) -> None:
         if example["tags"] is None:
             if self.phase == "train":
-                raise self.error(example, "missing tags", "label")
+                raise self.error(example, "missing tags", self.tags_field)
         elif len(example["tags"]) != len(example["words"]):
             raise self.error(example, "%d words but %d tags" % (len(example["words"]),
-                                                               len(example["tags"])), "label")
+                                                               len(example["tags"])), self.tags_field)
 
     def _read_conll(self, path: str) -> List[Example]:
         examples: List[Example] = []
@@ -166,7 +196,7 @@ class SequenceLabelReader(Reader):
     def _tag_ids(self, example: Example) -> List[int]:
         if self.label_map is None:
             raise self.error(example, "no label map: pass label_map_config, or clone() the training "
-                             "reader so dev/test files use its tags", "label")
+                             "reader so dev/test files use its tags", self.tags_field)
         ids = []
         for k, tag in enumerate(example["tags"]):
             if tag not in self.label_map:
@@ -174,7 +204,7 @@ class SequenceLabelReader(Reader):
                     line = example["_tag_lines"][k] if "_tag_lines" in example else example.get("_line")
                     raise DataError("unknown tag %r (known: %s); pass unknown_label='O' to map unknown "
                                     "tags to 'O'" % (tag, ", ".join(self.label_map.labels[:20])),
-                                    path=example.get("_file"), line=line, field="label")
+                                    path=example.get("_file"), line=line, field=self.tags_field)
                 tag = self.unknown_label
             ids.append(self.label_map.id_of(tag))
         return ids
@@ -186,13 +216,35 @@ class SequenceLabelReader(Reader):
         budget = self.max_len - self.tokenizer.special_count(pair=False)
         if budget < 1:
             raise ValueError("max_len=%d leaves no room for words" % self.max_len)
-        features = [self._feature(e, p, budget) for e, p in zip(examples, pieces)]
+        make = self._feature if self.window_stride is None else self._windowed_feature
+        features = [make(e, p, budget) for e, p in zip(examples, pieces)]
         self.num_truncated = sum(f["num_words"] < len(f["words"]) for f in features)
         if self.num_truncated:
-            logger.warning("%s: %d of %d sentences do not fit in max_len=%d; their last words are "
+            limit = ("max_len=%d" % self.max_len if self.window_stride is None
+                     else "max_windows=%d windows" % self.max_windows)
+            logger.warning("%s: %d of %d sentences do not fit in %s; their last words are "
                            "left out and predicted 'O'", self.describe(), self.num_truncated,
-                           len(features), self.max_len)
+                           len(features), limit)
         return features
+
+    def _windowed_feature(self, example: Example, pieces: Pieces, budget: int) -> Dict:
+        grouped = [g[:budget] for g in _pieces_per_word(pieces, len(example["words"]), self.tokenizer.unk_id)]
+        lengths = [len(g) for g in grouped]
+        windows = word_windows(lengths, budget, self.window_stride, self.max_windows)
+        chunks = []
+        for first, end in windows:
+            ids = [i for g in grouped[first:end] for i in g]
+            word_ids = [w - first for w in range(first, end) for _ in grouped[w]]
+            encoded = self.tokenizer.build(Pieces(ids, [(0, 0)] * len(ids), word_ids))
+            chunks.append({"input_ids": encoded.ids, "token_type_ids": encoded.type_ids,
+                           "word_starts": _first_positions(encoded.word_ids)})
+        placed = [p for p in most_central_window(windows, lengths) if p[0] >= 0]
+        feature = {"chunks": chunks, "word_chunk": [p[0] for p in placed], "word_slot": [p[1] for p in placed],
+                   "num_words": len(placed), "words": example["words"]}
+        if example["tags"] is not None:
+            feature["word_labels"] = self._tag_ids(example)[:len(placed)]
+            feature["tags"] = example["tags"]
+        return feature
 
     def _feature(self, example: Example, pieces: Pieces, budget: int) -> Dict:
         ids, word_ids = _fit_words(_pieces_per_word(pieces, len(example["words"]),

@@ -9,39 +9,14 @@ Special tokens are added here, after truncation, so one truncation path serves e
 """
 import json
 import os
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
 
 from tokenizers import Tokenizer as _Backend
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from paddlepalm.errors import CheckpointError
-from paddlepalm.tokenizer.truncation import keep_indices, pair_budgets
-
-Offsets = List[Tuple[int, int]]
-
-
-@dataclass
-class Pieces:
-    """Sub-word pieces of one text (no special tokens)."""
-
-    ids: List[int]
-    offsets: Offsets  # character spans in the text (or in the word, for pre-split input)
-    word_ids: List[Optional[int]] = field(default_factory=list)
-
-
-@dataclass
-class Encoded:
-    """Model inputs for one example: ids with special tokens, token types, offsets, word ids."""
-
-    ids: List[int]
-    type_ids: List[int]
-    offsets: Offsets  # (0, 0) for special tokens
-    word_ids: List[Optional[int]]  # None for special tokens
-    sequence_ids: List[Optional[int]]  # 0 for text_a, 1 for text_b, None for specials
-
-    def __len__(self):
-        return len(self.ids)
+from paddlepalm.tokenizer.base import BaseTokenizer, Encoded, Offsets, Pieces  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -84,7 +59,7 @@ def read_vocab_txt(path: str) -> Dict[str, int]:
     return vocab
 
 
-class Tokenizer:
+class Tokenizer(BaseTokenizer):
     """Sub-word tokenizer with pair handling, truncation strategies and offsets."""
 
     def __init__(self, backend: _Backend, specials: _Specials, files: Sequence[str] = ()):
@@ -143,8 +118,9 @@ class Tokenizer:
         return cls(backend, specials, files=[tokenizer_json])
 
     @classmethod
-    def from_pretrained(cls, path: str, do_lower_case: Optional[bool] = None) -> "Tokenizer":
-        """Load from a checkpoint dir: tokenizer.json, else vocab.txt, else vocab.json+merges.txt.
+    def from_pretrained(cls, path: str, do_lower_case: Optional[bool] = None) -> BaseTokenizer:
+        """Load from a checkpoint dir: tokenizer.json, else vocab.txt, else vocab.json+merges.txt;
+        a Canine checkpoint gets the :class:`~paddlepalm.tokenizer.codepoint.CodepointTokenizer`.
 
         ``do_lower_case`` defaults to ``tokenizer_config.json``'s setting, else True. Passing it
         explicitly rebuilds from vocab.txt so the choice is honoured.
@@ -156,6 +132,10 @@ class Tokenizer:
         if os.path.isfile(p("tokenizer_config.json")):
             with open(p("tokenizer_config.json"), encoding="utf-8") as f:
                 config = json.load(f)
+        from paddlepalm.tokenizer.codepoint import CodepointTokenizer, is_codepoint_checkpoint
+
+        if is_codepoint_checkpoint(path, config):
+            return CodepointTokenizer.from_pretrained(path)
         extra = [p(n) for n in ("tokenizer_config.json",) if os.path.isfile(p(n))]
         if os.path.isfile(p("tokenizer.json")) and do_lower_case is None:
             tok = cls.from_file(p("tokenizer.json"))
@@ -185,6 +165,28 @@ class Tokenizer:
     def is_bpe(self) -> bool:
         return self._specials is BPE_SPECIALS
 
+    @property
+    def sep_between_pair(self) -> int:
+        return self._specials.sep_between_pair
+
+    @property
+    def pair_type_ids(self) -> bool:
+        return self._specials.pair_type_ids
+
+    def continuation_flags(self):
+        """Per vocabulary id: True for a piece that continues the previous word (WordPiece ``##x``;
+        byte-level BPE: a piece without the leading-space marker ``Ġ``). Special tokens: False."""
+        import numpy as np
+
+        flags = np.zeros(self.vocab_size, dtype=bool)
+        specials = {self.cls_id, self.sep_id, self.pad_id, self.unk_id, self.mask_id}
+        for token, idx in self._backend.get_vocab(with_added_tokens=True).items():
+            if idx in specials or idx >= len(flags):
+                continue
+            flags[idx] = (not token.startswith("\u0120") and not token.startswith("<")) if self.is_bpe \
+                else token.startswith("##")
+        return flags
+
     # ------------------------------------------------------------------ pieces
     def pieces(self, text: str) -> Pieces:
         enc = self._backend.encode(text, add_special_tokens=False)
@@ -213,53 +215,6 @@ class Tokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self._backend.decode([int(i) for i in ids])
 
-    # ------------------------------------------------------------------ assembling
-    def build(self, a: Pieces, b: Optional[Pieces] = None) -> Encoded:
-        """Add special tokens around one or two piece sequences."""
-        s = self._specials
-        ids = [self.cls_id] + a.ids + [self.sep_id]
-        types = [0] * len(ids)
-        offsets = [(0, 0)] + list(a.offsets) + [(0, 0)]
-        words = [None] + list(a.word_ids or [None] * len(a.ids)) + [None]
-        seqs = [None] + [0] * len(a.ids) + [None]
-        if b is not None:
-            extra_sep = [self.sep_id] * (s.sep_between_pair - 1)
-            b_type = 1 if s.pair_type_ids else 0
-            ids += extra_sep + b.ids + [self.sep_id]
-            types += [b_type if s.pair_type_ids else 0] * len(extra_sep) + [b_type] * (len(b.ids) + 1)
-            offsets += [(0, 0)] * len(extra_sep) + list(b.offsets) + [(0, 0)]
-            words += [None] * len(extra_sep) + list(b.word_ids or [None] * len(b.ids)) + [None]
-            seqs += [None] * len(extra_sep) + [1] * len(b.ids) + [None]
-        return Encoded(ids, types, offsets, words, seqs)
-
-    def special_count(self, pair: bool) -> int:
-        return 2 + (self._specials.sep_between_pair if pair else 0)
-
-    def fit(self, a: Pieces, b: Optional[Pieces], max_len: Optional[int],
-            truncation: str = "head") -> Encoded:
-        """Truncate (longest-first for pairs, then ``truncation`` per side) and build."""
-        if max_len is not None:
-            budget = max_len - self.special_count(b is not None)
-            if budget < 1:
-                raise ValueError("max_len=%d leaves no room for tokens" % max_len)
-            len_a, len_b = pair_budgets(len(a.ids), None if b is None else len(b.ids), budget)
-            a = _select(a, keep_indices(len(a.ids), len_a, truncation))
-            if b is not None:
-                b = _select(b, keep_indices(len(b.ids), len_b, truncation))
-        return self.build(a, b)
-
-    def encode(self, text: str, text_pair: Optional[str] = None, max_len: Optional[int] = None,
-               truncation: str = "head") -> Encoded:
-        a = self.pieces(text)
-        b = self.pieces(text_pair) if text_pair is not None else None
-        return self.fit(a, b, max_len, truncation)
-
-    def encode_batch(self, texts: Sequence[str], pairs: Optional[Sequence[str]] = None,
-                     max_len: Optional[int] = None, truncation: str = "head") -> List[Encoded]:
-        a = self.pieces_batch(texts)
-        b = self.pieces_batch(pairs) if pairs is not None else [None] * len(a)
-        return [self.fit(x, y, max_len, truncation) for x, y in zip(a, b)]
-
     def save(self, path: str) -> List[str]:
         """Write ``tokenizer.json`` (plus the original vocab files) into ``path``."""
         import shutil
@@ -274,8 +229,3 @@ class Tokenizer:
                     shutil.copy2(f, dst)
                 written.append(dst)
         return written
-
-
-def _select(p: Pieces, keep: List[int]) -> Pieces:
-    return Pieces([p.ids[i] for i in keep], [p.offsets[i] for i in keep],
-                  [p.word_ids[i] for i in keep] if p.word_ids else [])

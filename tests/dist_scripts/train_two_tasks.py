@@ -37,7 +37,7 @@ def write_data(folder):
     return vocab, paths
 
 
-def build(batch, seed=0):
+def build(batch, seed=0, step_mode="sampled", balancer=None):
     import paddle
 
     import paddlepalm as palm
@@ -55,14 +55,14 @@ def build(batch, seed=0):
         dev = palm.reader.ClassifyReader(vocab, 16, phase="dev").load_data(paths[name], batch_size=3)
         tasks.append(palm.Trainer(name, mix_ratio=ratio, reader=reader, dev_reader=dev,
                                   head=palm.head.Classify(classes, 32, 0.0)))
-    return palm.MultiHeadTrainer(tasks, backbone=backbone, seed=seed)
+    return palm.MultiHeadTrainer(tasks, backbone=backbone, seed=seed, step_mode=step_mode, balancer=balancer)
 
 
-def run(out, batch=4, steps=20, crash_rank=None, crash_step=None):
+def run(out, batch=4, steps=20, crash_rank=None, crash_step=None, step_mode="sampled", balancer=None):
     import paddlepalm as palm
 
     palm.distributed.init()
-    trainer = build(batch)
+    trainer = build(batch, step_mode=step_mode, balancer=balancer)
     kwargs = dict(optimizer=palm.optimizer.AdamW(lr=3e-3), max_steps=steps, save_path=os.path.join(out, "ckpt"),
                   save_steps=10, eval_steps=10, keep_last=1, print_steps=5, progress=False,
                   objective=None)  # no best/ (the default objective is the main task's first metric)
@@ -90,8 +90,10 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--crash-rank", type=int)
     p.add_argument("--crash-step", type=int, default=3)
+    p.add_argument("--step-mode", default="sampled")
+    p.add_argument("--balancer")
     args = p.parse_args(argv)
-    run(args.out, args.batch, args.steps, args.crash_rank, args.crash_step)
+    run(args.out, args.batch, args.steps, args.crash_rank, args.crash_step, args.step_mode, args.balancer)
 
 
 if __name__ == "__main__":

