@@ -40,6 +40,9 @@ setup(
         "gpu": ["paddlepaddle-gpu>=2.6"],
         "plot": ["matplotlib>=3.3"],
         "test": ["pytest>=7", "seqeval>=1.2", "matplotlib>=3.3"],  # the report tests draw real PNGs
+        # deployment (paddlepalm.deploy), optional: ONNX export + ONNX Runtime (+ int8), and the HTTP service
+        "onnx": ["paddle2onnx==2.1.0", "onnx>=1.16", "onnxruntime>=1.18"],
+        "serve": ["starlette>=0.37", "uvicorn>=0.29"],
         # PaddleNLP 2.8.1 only imports with these pins (numpy<2); optional, never required.
         "paddlenlp": [
             "paddlenlp==2.8.1",

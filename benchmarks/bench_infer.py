@@ -3,6 +3,7 @@
 
   python benchmarks/bench_infer.py                       # batch sizes 1, 8, 64 on the SNIPS test split
   python benchmarks/bench_infer.py --batch-sizes 64 --rounds 5
+  python benchmarks/bench_infer.py --pipeline MODEL_DIR --batch-sizes 1,8,32   # deployment engines, see below
 
 A MiniLM-L6 encoder + Classify head (7 intents) is exported with ``paddlepalm.export.export_model``;
 the same padded numpy batches (from a predict-phase ClassifyReader over the 700 SNIPS test
@@ -18,6 +19,14 @@ accuracy of each variant (and its agreement with dygraph) shows what bf16 costs.
 
 Variants alternate within each round; the table gives medians over rounds of examples/s (all
 outputs copied back to numpy) and the ratio to dygraph.
+
+``--pipeline MODEL_DIR`` (a saved SNIPS intent+slot model, exported with
+``paddlepalm export MODEL_DIR --format onnx --int8``) instead times the whole way from raw text
+to labels, ``predict(task, texts)`` per batch of texts, for dygraph fp32 (``palm.load``), Paddle
+Inference fp32, ONNX Runtime fp32 and int8 (``paddlepalm.deploy.Predictor``) and Hugging Face
+transformers + PyTorch eager with the same weights (``_hf_pipeline.py``, checked to give the same
+logits first), one worker process per ``--threads`` value, variants alternating within each
+round; accuracy / slot F1 on the SNIPS test set per row.
 """
 import argparse
 import os
@@ -98,9 +107,113 @@ def make_variants(paddle, backbone, head, path, inputs, with_inference):
     return variants
 
 
+# ----------------------------------------------------------------------------- --pipeline: deployment engines
+PIPELINE_VARIANTS = ("dygraph fp32", "paddle inference fp32", "onnxruntime fp32", "onnxruntime int8",
+                     "hf+pytorch eager")
+
+
+def _snips_test(data_dir):
+    """(intent texts, intent gold names, slot texts, slot gold tag lists) of the 700 SNIPS test utterances."""
+    from paddlepalm.reader.snips import load_snips
+
+    test = load_snips(data_dir)["test"]
+    texts = [" ".join(u.words) for u in test]
+    return texts, [u.intent for u in test], texts, [list(u.tags) for u in test]
+
+
+def _score(task, predictions, gold):
+    from paddlepalm.metrics import entity_f1
+
+    if task == "intent":
+        return 100.0 * sum(p["label_name"] == g for p, g in zip(predictions, gold)) / len(gold)
+    return 100.0 * entity_f1(gold, [p["labels"] for p in predictions], scheme="BIO")["f1"]
+
+
+def pipeline_worker(args):
+    """One process at one thread count: every variant, alternating, full pipeline (raw text -> labels)."""
+    import paddlepalm as palm  # first: MKL_DEBUG_CPU_TYPE on AMD before paddle loads
+    from paddlepalm.deploy import Predictor
+
+    threads = args.worker_threads
+    intent_texts, intent_gold, slot_texts, slot_gold = _snips_test(args.data_dir)
+    inputs = {"intent": (intent_texts, intent_gold), "slot": (slot_texts, slot_gold)}
+    dygraph = Predictor(args.pipeline, backend="dygraph", threads=threads)
+    variants = {"dygraph fp32": dygraph,
+                "paddle inference fp32": Predictor(args.pipeline, backend="inference", threads=threads),
+                "onnxruntime fp32": Predictor(args.pipeline, threads=threads),
+                "onnxruntime int8": Predictor(args.pipeline, precision="int8", threads=threads)}
+    hf_diff = None
+    if not args.no_hf:
+        from _hf_pipeline import HFPipeline, check_against
+
+        variants["hf+pytorch eager"] = HFPipeline(dygraph, args.model_dir, threads)
+        hf_diff = check_against(variants["hf+pytorch eager"], dygraph, intent_texts[:16], slot_texts[:16])
+    limit = args.limit
+    rows = []
+    for size in args.batch_sizes:
+        times = {(v, t): [] for v in variants for t in inputs}
+        scores = {}
+        names = list(variants)
+        for v in names:  # warm-up
+            for t in inputs:
+                variants[v].predict(t, inputs[t][0][:size])
+        for r in range(args.rounds):
+            for v in (names if r % 2 == 0 else names[::-1]):
+                for t, (texts, gold) in inputs.items():
+                    texts = texts[:limit]
+                    start = time.perf_counter()
+                    predictions = []
+                    for i in range(0, len(texts), size):
+                        predictions += variants[v].predict(t, texts[i:i + size])
+                    times[(v, t)].append(time.perf_counter() - start)
+                    scores[(v, t)] = _score(t, predictions, gold[:limit])
+        for t, (texts, _) in inputs.items():
+            n = len(texts[:limit])
+            base = n / common.median(times[("dygraph fp32", t)])
+            hf = n / common.median(times[("hf+pytorch eager", t)]) if ("hf+pytorch eager", t) in times else None
+            for v in names:
+                eps = n / common.median(times[(v, t)])
+                rows.append({"threads": threads, "batch": size, "task": t, "variant": v, "examples": n,
+                             "eps": eps, "x_dygraph": eps / base, "x_hf": eps / hf if hf else None,
+                             "score": scores[(v, t)]})
+        print("threads %d batch %d done" % (threads, size), file=sys.stderr, flush=True)
+    common.emit_result({"rows": rows, "hf_max_logit_diff": hf_diff})
+
+
+def pipeline_main(args):
+    threads_list = [int(t) for t in args.threads.split(",")]
+    all_rows, diffs = [], {}
+    headers = ["threads", "batch", "task", "variant", "examples", "examples/s", "x dygraph", "x hf",
+               "acc / slot F1 %"]
+
+    def table(rows):
+        return common.format_table(headers, [[r["threads"], r["batch"], r["task"], r["variant"], r["examples"], r["eps"],
+                                              r["x_dygraph"], r["x_hf"] if r["x_hf"] is not None else "-", r["score"]]
+                                             for r in rows])
+
+    for threads in threads_list:
+        cmd = [sys.executable, os.path.abspath(__file__)] + args._argv + ["--worker-threads", str(threads)]
+        result = common.run_worker(cmd, env=common.thread_env(threads))
+        all_rows += result["rows"]
+        diffs[threads] = result["hf_max_logit_diff"]
+        if len(threads_list) > 1:  # each worker's table as soon as it is done (a long run keeps its halves)
+            print("\n%d thread(s):\n%s" % (threads, table(result["rows"])), flush=True)
+    print()
+    print(table(all_rows))
+    print("full pipeline: raw text -> tokenizer -> engine -> post-processing (CRF Viterbi) -> labels; "
+          "medians of %d alternating rounds; HF pipeline max |logit diff| to paddlepalm: %s"
+          % (args.rounds, ", ".join("%s thread(s) %.1e" % (k, v) for k, v in diffs.items() if v is not None)))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pipeline", metavar="MODEL_DIR",
+                   help="instead: the deployment engines (%s) on a trained SNIPS intent+slot model with an "
+                        "ONNX + int8 export, the full text-to-labels pipeline" % ", ".join(PIPELINE_VARIANTS))
+    p.add_argument("--threads", default="1,2", help="with --pipeline: thread counts, one worker process each")
+    p.add_argument("--no-hf", action="store_true", help="with --pipeline: skip HF transformers + PyTorch")
+    p.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
     p.add_argument("--batch-sizes", default="1,8,64")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--limit", type=int, default=700, help="examples per pass (default: the 700 test utterances)")
@@ -113,9 +226,15 @@ def main(argv=None):
     p.add_argument("--finetune-steps", type=int, default=150,
                    help="fine-tune on the SNIPS train split first (batch 32) so accuracies are meaningful; 0: random head")
     args = p.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     args.data_dir = args.data_dir or common.default_snips_dir()
     args.model_dir = args.model_dir or common.minilm_dir()
+    if args.pipeline:
+        if args.worker_threads:
+            return pipeline_worker(args)
+        print("machine: %s" % common.machine_description(), flush=True)
+        return pipeline_main(args)
     print("machine: %s" % common.machine_description(), flush=True)
     work = tempfile.mkdtemp(prefix="bench_infer_")
     palm, paddle, backbone, head, reader, path, export_s = build(args, work)

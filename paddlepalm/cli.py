@@ -83,7 +83,7 @@ def _load_extra_commands() -> None:
     """Sub-commands living in other modules register themselves on import."""
     import importlib
 
-    for module in ("paddlepalm.config.commands", "paddlepalm.report"):
+    for module in ("paddlepalm.config.commands", "paddlepalm.report", "paddlepalm.deploy.commands"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as e:

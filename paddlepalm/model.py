@@ -61,6 +61,10 @@ class PalmModel:
                 built_heads[owner] = head
             self.heads[name] = built_heads[owner]
 
+    def _engine_forward(self, task: str):
+        """The forward replacing the Paddle one for ``task`` (deployment backends), or None."""
+        return None
+
     @property
     def tasks(self) -> List[str]:
         return list(self.meta["tasks"])
@@ -79,7 +83,7 @@ class PalmModel:
         reader = self._reader(task)
         reader.load_examples(reader.make_examples(list(inputs)), batch_size)
         with self._lock:
-            return predict_reader(self.backbone, self.heads[task], reader)
+            return predict_reader(self.backbone, self.heads[task], reader, forward=self._engine_forward(task))
 
     def evaluate(self, task: str, data_file: str, batch_size: int = 64, file_format: Optional[str] = None,
                  output_dir: Optional[str] = None) -> Dict[str, float]:
@@ -91,7 +95,8 @@ class PalmModel:
         kwargs = {"file_format": file_format} if file_format else {}
         reader.load_data(data_file, batch_size, **kwargs)
         with self._lock:
-            return evaluate_reader(self.backbone, self.heads[task], reader, output_dir=output_dir, name=task)
+            return evaluate_reader(self.backbone, self.heads[task], reader, output_dir=output_dir, name=task,
+                                   forward=self._engine_forward(task))
 
 
 def _params(cls) -> List[str]:

@@ -130,16 +130,51 @@ def _predict(args) -> int:
 # ----------------------------------------------------------------------------- export
 @arguments("export")
 def _export_args(p) -> None:
-    _config_args(p)
-    _ckpt_arg(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the inference models")
+    p.add_argument("config", metavar="MODEL_DIR|CONFIG",
+                   help="a saved model folder (palm.load's), or the run's YAML config with --ckpt (Paddle "
+                        "programs only, the older layout of paddlepalm.export.export_model)")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
+                   help=SET_HELP)
+    p.add_argument("--ckpt", metavar="DIR", help="with CONFIG: the checkpoint to export")
+    p.add_argument("--out", metavar="DIR", help="output folder (default for MODEL_DIR: MODEL_DIR/export)")
+    p.add_argument("--format", dest="formats", action="append", choices=("paddle", "onnx"),
+                   help="onnx (also writes the Paddle program it is converted from) or paddle; default onnx")
+    p.add_argument("--tasks", help="comma-separated tasks to export (default: all)")
+    p.add_argument("--int8", action="store_true", help="also write a dynamically int8-quantized ONNX model")
+    p.add_argument("--dev", metavar="TASK=FILE", nargs="+", action="extend", default=[],
+                   help="labelled files scored with the fp32 and the int8 model at export (needs --int8)")
+    p.add_argument("--threads", type=int, help="ONNX Runtime threads for the --dev check")
 
 
-@command("export", help="export a trained model's tasks as Paddle inference models for serving")
+@command("export", help="export a trained model's tasks for serving: ONNX (+ int8) and Paddle inference programs")
 def _export(args) -> int:
-    from paddlepalm.config import run_export
+    import os
 
-    print(run_export(_load(args), args.ckpt, args.out))
+    from paddlepalm.errors import ConfigError, PalmError
+
+    if os.path.isfile(args.config):  # the config route (Paddle programs from a checkpoint)
+        from paddlepalm.config import run_export
+
+        if not args.ckpt or not args.out:
+            raise ConfigError("export CONFIG needs --ckpt DIR and --out DIR (or pass a saved MODEL_DIR)")
+        print(run_export(_load(args), args.ckpt, args.out))
+        return 0
+    from paddlepalm.config.build import resolve_checkpoint
+    from paddlepalm.deploy import export
+
+    dev = {}
+    for item in args.dev:
+        task, sep, path = item.partition("=")
+        if not sep or not task or not path:
+            raise PalmError("--dev %r: expected TASK=FILE" % item)
+        dev[task] = path
+    try:
+        out = export(resolve_checkpoint(args.config), args.out, formats=args.formats or ["onnx"],
+                     tasks=args.tasks.split(",") if args.tasks else None, int8=args.int8, dev_files=dev,
+                     threads=args.threads)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        raise PalmError(str(e)) from e
+    print(out)
     return 0
 
 

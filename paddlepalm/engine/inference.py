@@ -4,21 +4,26 @@ Evaluation during training, ``Engine.evaluate`` / ``predict``, ``palm.load(...).
 benchmarks all call :func:`infer_records`; a head turns the records into predictions
 (``head.predictions``) or metrics (``head.epoch_postprocess``).
 """
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 Records = List[Dict[str, Any]]
+Forward = Callable[[Dict[str, Any]], Dict[str, Any]]
 
 
 def infer_records(backbone, head, batches: Iterable[Dict[str, Any]], progress_every: int = 0,
-                  name: str = "") -> Records:
+                  name: str = "", forward: Optional[Forward] = None) -> Records:
     """Run ``backbone`` + ``head`` in eval mode, without gradients, over ``batches``.
 
-    The modules' train/eval modes are restored afterwards.
+    The modules' train/eval modes are restored afterwards. ``forward`` (numpy batch -> the head's
+    numpy outputs) replaces the Paddle forward: deployment engines (ONNX Runtime, Paddle
+    Inference) plug in here and keep the head's post-processing.
     """
     import paddle
 
     from paddlepalm.forward import outputs_to_numpy, run_task, to_tensors
 
+    if forward is not None:
+        return [r for batch in batches for r in head.batch_postprocess(forward(batch), batch)]
     modes = (backbone.training, head.training)
     backbone.eval()
     head.eval()
@@ -51,22 +56,22 @@ def infer_outputs(backbone, head, batch: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def evaluate_reader(backbone, head, reader, strategy=None, output_dir: Optional[str] = None,
-                    progress_every: int = 0, name: str = "") -> Dict[str, float]:
+                    progress_every: int = 0, name: str = "", forward: Optional[Forward] = None) -> Dict[str, float]:
     """One pass over ``reader``: the head's metrics (``{}`` without gold labels); predictions are
     written to ``output_dir`` when given. Under data parallel each rank runs its share of the
     batches and every rank gets the metrics of the whole pass."""
     batches = reader.iterator(num_epochs=1)
     if strategy is not None:
         batches = strategy.shard_batches(batches, reader.steps_per_epoch)
-    records = infer_records(backbone, head, batches, progress_every if _is_main(strategy) else 0, name)
+    records = infer_records(backbone, head, batches, progress_every if _is_main(strategy) else 0, name, forward)
     if strategy is not None:
         records = strategy.gather(records)
     return head.epoch_postprocess(records, reader, output_dir if _is_main(strategy) else None)
 
 
-def predict_reader(backbone, head, reader) -> Records:
+def predict_reader(backbone, head, reader, forward: Optional[Forward] = None) -> Records:
     """One pass over ``reader``: the head's user-facing predictions, one per example, in order."""
-    return head.predictions(infer_records(backbone, head, reader.iterator(num_epochs=1)), reader)
+    return head.predictions(infer_records(backbone, head, reader.iterator(num_epochs=1), forward=forward), reader)
 
 
 def _is_main(strategy) -> bool:

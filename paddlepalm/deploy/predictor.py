@@ -1,0 +1,171 @@
+"""``Predictor``: a saved model's tasks on a deployment engine, with ``palm.load``'s pre- and
+post-processing (tokenizer, label names, CRF Viterbi with the saved transitions, MRC n-best).
+
+Engines (``backend=``), registered in :data:`BACKENDS`:
+
+* ``dygraph``: the Paddle model itself, exactly :class:`paddlepalm.model.PalmModel`;
+* ``inference``: Paddle Inference on the exported static programs (``<export>/<task>/model.*``);
+* ``onnxruntime``: ONNX Runtime on ``<export>/<task>/model.onnx`` (``precision='int8'``:
+  ``model.int8.onnx``, see :mod:`paddlepalm.deploy.quantize`).
+
+Only the encoder+head forward changes engine: readers and heads come from the model directory,
+so every backend answers in the same format as ``palm.load(dir).predict``.
+"""
+import contextlib
+import json
+import os
+import threading
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+
+from paddlepalm.errors import CheckpointError
+from paddlepalm.model import PalmModel
+
+MANIFEST = "paddlepalm_deploy.json"
+DEFAULT_EXPORT_DIR = "export"
+
+
+def default_export_dir(model_dir: str) -> str:
+    return os.path.join(model_dir, DEFAULT_EXPORT_DIR)
+
+
+def read_manifest(export_dir: str) -> Dict[str, Any]:
+    path = os.path.join(export_dir, MANIFEST)
+    if not os.path.isfile(path):
+        raise CheckpointError("%s: no exported models (missing %s); run 'paddlepalm export MODEL_DIR --format onnx'"
+                              % (export_dir, MANIFEST))
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+class _Engine:
+    """Runs one task's exported graph on a padded numpy batch."""
+
+    def __init__(self, export_dir: str, task: str, spec: Dict[str, Any], precision: str, threads: Optional[int]):
+        self.inputs, self.outputs = spec["inputs"], spec["outputs"]
+
+    def run(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+class _OnnxRuntimeEngine(_Engine):
+    """One ``InferenceSession`` per task, created once; ``run`` is thread-safe (ORT sessions are)."""
+
+    precisions = ("fp32", "int8")
+
+    def __init__(self, export_dir, task, spec, precision, threads):
+        super().__init__(export_dir, task, spec, precision, threads)
+        try:
+            import onnxruntime as ort
+        except ImportError as e:  # pragma: no cover - depends on the extra
+            raise ImportError("backend='onnxruntime' needs the [onnx] extra: pip install 'paddlepalm[onnx]'") from e
+        key = "onnx" if precision == "fp32" else "onnx_int8"
+        if not spec.get(key):
+            raise CheckpointError("%s: task %r has no %s ONNX model; export with --format onnx%s"
+                                  % (export_dir, task, precision, " --int8" if precision == "int8" else ""))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.session = ort.InferenceSession(os.path.join(export_dir, spec[key]), options,
+                                            providers=["CPUExecutionProvider"])
+        graph_inputs = {i.name: _ORT_TYPES.get(i.type, np.int64) for i in self.session.get_inputs()}
+        if sorted(graph_inputs) != sorted(self.inputs):
+            raise CheckpointError("%s: ONNX inputs %s differ from the manifest's %s" % (
+                spec[key], ", ".join(sorted(graph_inputs)), ", ".join(sorted(self.inputs))))
+        self._types = graph_inputs
+        # paddle2onnx names outputs itself; their order is the exported program's (= the manifest's)
+        self._graph_outputs = [o.name for o in self.session.get_outputs()]
+
+    def run(self, batch):
+        feed = {k: np.ascontiguousarray(batch[k], dtype=self._types[k]) for k in self.inputs}
+        return dict(zip(self.outputs, self.session.run(self._graph_outputs, feed)))
+
+
+_ORT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32,
+              "tensor(bool)": np.bool_}
+
+
+class _PaddleInferenceEngine(_Engine):
+    """A Paddle Inference predictor per task; predictors are not thread-safe, so runs take a lock."""
+
+    precisions = ("fp32", "bf16")
+
+    def __init__(self, export_dir, task, spec, precision, threads):
+        super().__init__(export_dir, task, spec, precision, threads)
+        from paddlepalm.deploy.paddle_export import _inference_predictor
+
+        self.predictor = _inference_predictor(os.path.join(export_dir, spec["paddle"]), precision, threads)
+        self._lock = threading.Lock()
+
+    def run(self, batch):
+        with self._lock:
+            pred = self.predictor
+            for name in pred.get_input_names():
+                pred.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(batch[name]))
+            pred.run()
+            outs = [pred.get_output_handle(n).copy_to_cpu() for n in pred.get_output_names()]
+        return dict(zip(self.outputs, outs))
+
+
+BACKENDS: Dict[str, Optional[Callable[..., _Engine]]] = {
+    "dygraph": None,  # the Paddle model itself (palm.load)
+    "inference": _PaddleInferenceEngine,
+    "onnxruntime": _OnnxRuntimeEngine,
+}
+
+
+class Predictor(PalmModel):
+    """``Predictor(model_dir, backend='onnxruntime', precision='fp32', threads=None)``.
+
+    ``predict(task, texts)`` answers exactly like ``palm.load(model_dir).predict``. ``export_dir``
+    defaults to ``<model_dir>/export`` (what ``paddlepalm export MODEL_DIR`` writes). ``threads``
+    sets the engine's intra-op threads (dygraph: ``paddle``'s CPU math threads). Thread-safe; the
+    ONNX Runtime backend runs concurrent calls in parallel, the others serialise them.
+    """
+
+    def __init__(self, model_dir: str, backend: str = "onnxruntime", precision: str = "fp32",
+                 threads: Optional[int] = None, export_dir: Optional[str] = None):
+        if backend not in BACKENDS:
+            raise ValueError("backend must be one of %s, got %r" % (", ".join(BACKENDS), backend))
+        engine_cls = BACKENDS[backend]
+        allowed = engine_cls.precisions if engine_cls else ("fp32",)
+        if precision not in allowed:
+            raise ValueError("backend %r supports precision %s, got %r" % (backend, ", ".join(allowed), precision))
+        self.backend, self.precision, self.threads = backend, precision, threads
+        if engine_cls is None and threads:
+            from paddle.base import core
+
+            core.set_num_threads(int(threads))  # the CPU math library's threads, process-wide
+        super().__init__(model_dir)  # resolves a training output folder to its model (self.path)
+        self.export_dir = export_dir or default_export_dir(self.path)
+        self.engines: Dict[str, _Engine] = {}
+        if engine_cls is not None:
+            manifest = read_manifest(self.export_dir)
+            for task in self.tasks:
+                if task not in manifest["tasks"]:
+                    raise CheckpointError("%s: task %r was not exported" % (self.export_dir, task))
+                self.engines[task] = engine_cls(self.export_dir, task, manifest["tasks"][task], precision, threads)
+            if backend == "onnxruntime":
+                self._lock = contextlib.nullcontext()  # sessions are thread-safe; readers are per call
+
+    def _load_backbone(self, backbone_dir: str):
+        return super()._load_backbone(backbone_dir) if BACKENDS[self.backend] is None else None
+
+    def _engine_forward(self, task: str):
+        engine = self.engines.get(task)
+        return engine.run if engine is not None else None
+
+    def run(self, task: str, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """A padded numpy batch (as the task's reader makes) -> the head's raw outputs."""
+        if task not in self.readers:
+            raise KeyError("unknown task %r; this model has %s" % (task, ", ".join(self.tasks)))
+        if task in self.engines:
+            return self.engines[task].run(batch)
+        from paddlepalm.engine.inference import infer_outputs
+
+        with self._lock:
+            return infer_outputs(self.backbone, self.heads[task], batch)

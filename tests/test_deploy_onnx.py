@@ -1,0 +1,199 @@
+"""ONNX export and the deployment Predictor: every backend answers like palm.load (tiny random model).
+
+Needs the [onnx] extra (paddle2onnx, onnx, onnxruntime); .ci/run installs it.
+"""
+import json
+import os
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime", reason="the [onnx] extra (onnxruntime) is not installed")
+pytest.importorskip("paddle2onnx", reason="the [onnx] extra (paddle2onnx) is not installed")
+
+import paddlepalm as palm  # noqa: E402
+from tests.deploy_fixtures import CLS_TEXTS, MATCH_PAIRS, QUESTIONS, SLOT_TEXTS, build_model  # noqa: E402
+
+INPUTS = {"cls": CLS_TEXTS, "slot": SLOT_TEXTS, "match": MATCH_PAIRS, "qa": QUESTIONS}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from paddlepalm.deploy import export
+
+    root = str(tmp_path_factory.mktemp("deploy"))
+    model_dir = build_model(root)
+    logged = []
+    export(model_dir, int8=True, dev_files={"cls": os.path.join(root, "cls.tsv")}, log=logged.append)
+    return model_dir, palm.load(model_dir), logged
+
+
+def test_export_writes_onnx_with_only_the_inputs_the_graph_reads(exported):
+    import onnx
+
+    model_dir, _, logged = exported
+    manifest = json.load(open(os.path.join(model_dir, "export", "paddlepalm_deploy.json")))
+    assert sorted(manifest["tasks"]) == ["cls", "match", "qa", "slot"]
+    # MiniLM-like BERT: no position_ids / task_type_ids; the CRF head reads word_starts (num_words
+    # is only read by the numpy post-processing); MRC masks with the context span
+    assert manifest["tasks"]["cls"]["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert set(manifest["tasks"]["slot"]["inputs"]) == {"input_ids", "attention_mask", "token_type_ids",
+                                                        "word_starts"}
+    assert set(manifest["tasks"]["qa"]["inputs"]) == {"input_ids", "attention_mask", "token_type_ids",
+                                                      "context_start", "context_end"}
+    graph = onnx.load(os.path.join(model_dir, "export", manifest["tasks"]["slot"]["onnx"]))
+    onnx.checker.check_model(graph)
+    for inp in graph.graph.input:  # batch and sequence axes are symbolic, not fixed numbers
+        dims = inp.type.tensor_type.shape.dim
+        assert all(not d.HasField("dim_value") for d in dims), (inp.name, dims)
+    assert sorted(i.name for i in graph.graph.input) == sorted(manifest["tasks"]["slot"]["inputs"])
+    check = manifest["tasks"]["cls"]["int8_check"]
+    assert set(check) == {"fp32", "int8", "dev_file"} and 0.0 <= check["int8"]["accuracy"] <= 1.0
+    assert any("int8 vs fp32" in line and "accuracy" in line for line in logged)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "inference"])
+@pytest.mark.parametrize("task", ["cls", "match"])
+def test_classifier_outputs_equal_dygraph(exported, backend, task):
+    from paddlepalm.deploy import Predictor
+
+    model_dir, model, _ = exported
+    expected = model.predict(task, INPUTS[task])
+    got = Predictor(model_dir, backend=backend, threads=1).predict(task, INPUTS[task])
+    assert [r["label"] for r in got] == [r["label"] for r in expected]
+    assert [r["index"] for r in got] == list(range(len(INPUTS[task])))
+    np.testing.assert_allclose([r["logits"] for r in got], [r["logits"] for r in expected], atol=1e-4, rtol=0)
+    np.testing.assert_allclose([r["probs"] for r in got], [r["probs"] for r in expected], atol=1e-4, rtol=0)
+
+
+def test_raw_emissions_equal_dygraph_within_1e4(exported):
+    from paddlepalm.deploy import Predictor
+    from paddlepalm.engine.inference import infer_outputs
+
+    model_dir, model, _ = exported
+    predictor = Predictor(model_dir)
+    for task in ("cls", "slot", "match", "qa"):
+        reader = model.readers[task].clone("predict")
+        reader.load_examples(reader.make_examples(INPUTS[task]), 8)
+        for batch in reader.iterator(num_epochs=1):
+            expected = infer_outputs(model.backbone, model.heads[task], batch)
+            got = predictor.run(task, batch)
+            assert sorted(got) == sorted(expected)
+            for name in expected:
+                assert got[name].shape == expected[name].shape
+                np.testing.assert_allclose(got[name], expected[name], atol=1e-4, rtol=0, err_msg=task + "." + name)
+
+
+def test_crf_tag_paths_identical_and_transitions_used(exported):
+    from paddlepalm.deploy import Predictor
+
+    model_dir, model, _ = exported
+    expected = model.predict("slot", SLOT_TEXTS)
+    got = Predictor(model_dir).predict("slot", SLOT_TEXTS)
+    assert [r["labels"] for r in got] == [r["labels"] for r in expected]
+    assert [r["words"] for r in got] == [t.split() for t in SLOT_TEXTS]
+    # the saved (random) transitions matter: Viterbi differs from a per-word argmax somewhere
+    reader = model.readers["slot"].clone("predict")
+    reader.load_examples(reader.make_examples(SLOT_TEXTS), 8)
+    batch = next(iter(reader.iterator(num_epochs=1)))
+    logits = Predictor(model_dir).run("slot", batch)["logits"]
+    argmax = [row[:n].argmax(-1).tolist() for row, n in zip(logits, batch["num_words"])]
+    assert argmax != [r["label_ids"] for r in sorted(got, key=lambda r: r["index"])]
+
+
+def test_mrc_nbest_identical(exported):
+    from paddlepalm.deploy import Predictor
+
+    model_dir, model, _ = exported
+    expected = model.predict("qa", QUESTIONS)
+    got = Predictor(model_dir).predict("qa", QUESTIONS)
+    assert [a["text"] for a in got] == [a["text"] for a in expected]
+    for a, b in zip(got, expected):
+        assert [c["text"] for c in a["nbest"]] == [c["text"] for c in b["nbest"]]
+        np.testing.assert_allclose([c["probability"] for c in a["nbest"]], [c["probability"] for c in b["nbest"]],
+                                   atol=1e-4)
+
+
+def test_int8_model_is_smaller_and_close(exported):
+    from paddlepalm.deploy import Predictor
+
+    model_dir, model, _ = exported
+    import onnx
+
+    folder = os.path.join(model_dir, "export", "cls")
+    assert os.path.getsize(os.path.join(folder, "model.int8.onnx")) < os.path.getsize(
+        os.path.join(folder, "model.onnx"))
+    ops = [n.op_type for n in onnx.load(os.path.join(folder, "model.int8.onnx")).graph.node]
+    assert ops.count("MatMulInteger") >= 12 and "DynamicQuantizeLinear" in ops  # 2 layers x 6 GEMMs
+    got = Predictor(model_dir, precision="int8").predict("cls", CLS_TEXTS)
+    expected = model.predict("cls", CLS_TEXTS)
+    diff = np.abs(np.array([r["probs"] for r in got]) - np.array([r["probs"] for r in expected])).max()
+    assert 0 < diff < 0.05  # quantized: not bit-equal, but close
+
+
+def test_onnxruntime_predictor_is_thread_safe(exported):
+    from paddlepalm.deploy import Predictor
+
+    model_dir, model, _ = exported
+    predictor = Predictor(model_dir, threads=1)
+    expected = {t: predictor.predict(t, INPUTS[t]) for t in ("cls", "slot")}
+    results, errors = [], []
+
+    def work(i):
+        try:
+            task = ("cls", "slot")[i % 2]
+            for _ in range(3):
+                results.append((task, predictor.predict(task, INPUTS[task])))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors and len(results) == 18
+    for task, got in results:
+        assert got == expected[task]
+
+
+def test_bad_options_and_missing_export(exported, tmp_path):
+    from paddlepalm.deploy import Predictor, export
+    from paddlepalm.errors import CheckpointError
+
+    model_dir, _, _ = exported
+    with pytest.raises(ValueError, match="backend must be one of dygraph, inference, onnxruntime"):
+        Predictor(model_dir, backend="tensorrt")
+    with pytest.raises(ValueError, match="supports precision fp32, int8"):
+        Predictor(model_dir, precision="bf16")
+    with pytest.raises(CheckpointError, match="missing paddlepalm_deploy.json"):
+        Predictor(model_dir, export_dir=str(tmp_path / "nothing"))
+    with pytest.raises(ValueError, match="unknown task nope; this model has cls"):
+        export(model_dir, out=str(tmp_path / "x"), tasks=["nope"])
+    with pytest.raises(ValueError, match="unknown export format tflite"):
+        export(model_dir, out=str(tmp_path / "x"), formats=["tflite"])
+    with pytest.raises(FileNotFoundError, match="dev file for task 'cls' not found"):
+        export(model_dir, out=str(tmp_path / "x"), int8=True, dev_files={"cls": str(tmp_path / "missing.tsv")})
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_dygraph_backend_is_palm_load(exported):
+    from paddlepalm.deploy import Predictor
+
+    model_dir, model, _ = exported
+    assert Predictor(model_dir, backend="dygraph").predict("slot", SLOT_TEXTS) == model.predict("slot", SLOT_TEXTS)
+
+
+def test_cli_export_onnx_and_errors(exported, tmp_path, capsys):
+    from paddlepalm.cli import main
+
+    model_dir, model, _ = exported
+    out = str(tmp_path / "cli_export")
+    assert main(["export", model_dir, "--format", "onnx", "--tasks", "cls", "--out", out]) == 0
+    manifest = json.load(open(os.path.join(out, "paddlepalm_deploy.json")))
+    assert list(manifest["tasks"]) == ["cls"] and os.path.isfile(os.path.join(out, "cls", "model.onnx"))
+    assert "onnx_int8" not in manifest["tasks"]["cls"]
+    assert main(["export", model_dir, "--out", str(tmp_path / "y"), "--dev", "cls"]) == 1
+    assert "--dev 'cls': expected TASK=FILE" in capsys.readouterr().err
+    assert main(["export", model_dir, "--out", str(tmp_path / "y"), "--dev", "cls=a.tsv"]) == 1
+    assert "pass int8=True" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "y")
