@@ -34,7 +34,8 @@ from typing import Any, Dict, Optional, Set
 PADDLE_FLAG_DEFAULTS = {"FLAGS_use_stride_kernel": "0"}
 
 
-def _cpu_vendor() -> str:
+def cpu_vendor() -> str:
+    """The CPU's vendor_id from /proc/cpuinfo (``AuthenticAMD``, ``GenuineIntel``), or ''."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -49,7 +50,7 @@ def configure_cpu_math(environ=os.environ) -> bool:
     """Set ``MKL_DEBUG_CPU_TYPE=5`` on AMD CPUs if unset. Returns True when it was set here."""
     if "MKL_DEBUG_CPU_TYPE" in environ:
         return False
-    if _cpu_vendor() != "AuthenticAMD":
+    if cpu_vendor() != "AuthenticAMD":
         return False
     environ["MKL_DEBUG_CPU_TYPE"] = "5"
     return True
@@ -303,7 +304,7 @@ def thread_facts() -> Dict[str, Any]:
     facts.update({name: os.environ.get(name) for name in THREAD_ENV_VARS})
     facts.update({"physical_cores": physical_cores(), "logical_cpus": os.cpu_count(),
                   "affinity_cpus": len(_allowed_cpus()), "cgroup_cpu_limit": cgroup_cpu_limit(),
-                  "cpu_vendor": _cpu_vendor(), "MKL_DEBUG_CPU_TYPE": os.environ.get("MKL_DEBUG_CPU_TYPE")})
+                  "cpu_vendor": cpu_vendor(), "MKL_DEBUG_CPU_TYPE": os.environ.get("MKL_DEBUG_CPU_TYPE")})
     facts.update(_library_threads())
     return facts
 

@@ -26,12 +26,12 @@ def test_import_is_lazy_and_offline():
 def test_mkl_setting_only_on_amd_and_only_if_unset(monkeypatch):
     import paddlepalm._env as env
 
-    monkeypatch.setattr(env, "_cpu_vendor", lambda: "AuthenticAMD")
+    monkeypatch.setattr(env, "cpu_vendor", lambda: "AuthenticAMD")
     environ = {}
     assert configure_cpu_math(environ) and environ["MKL_DEBUG_CPU_TYPE"] == "5"
     environ = {"MKL_DEBUG_CPU_TYPE": "4"}
     assert not configure_cpu_math(environ) and environ["MKL_DEBUG_CPU_TYPE"] == "4"
-    monkeypatch.setattr(env, "_cpu_vendor", lambda: "GenuineIntel")
+    monkeypatch.setattr(env, "cpu_vendor", lambda: "GenuineIntel")
     environ = {}
     assert not configure_cpu_math(environ) and environ == {}
 

@@ -58,7 +58,7 @@ def test_default_applied_when_unset():
     assert facts["source"] == "default" and facts["num_threads"] == n
     assert facts["OMP_NUM_THREADS"] == facts["MKL_NUM_THREADS"] == str(n)
     assert facts["mkl_max_threads"] == n and facts["omp_max_threads"] == n  # what the libraries really use
-    assert facts["MKL_DEBUG_CPU_TYPE"] == ("5" if _env._cpu_vendor() == "AuthenticAMD" else None)
+    assert facts["MKL_DEBUG_CPU_TYPE"] == ("5" if _env.cpu_vendor() == "AuthenticAMD" else None)
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,

@@ -26,14 +26,9 @@ ARGS = ["--max-steps", str(STEPS), "--limit", "400", "--batch-size", "8", "--pri
 
 
 def cpu_vendor() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from paddlepalm._env import cpu_vendor as vendor
+
+    return vendor() or platform.processor() or "unknown"
 
 
 def record(out_dir: str, cache_dir: str, data_root: str) -> dict:
