@@ -329,6 +329,15 @@ BROKEN_DATA = [
      data_case("tags.tsv", dev=None).replace("reader: classify", "reader: {type: sequence_label, token_sep: ' '}"),
      8, "tasks.intent.train", "tags.tsv, line 1, field 'label': missing column(s) label; found text_a, tags",
      {"tags.tsv": "text_a\ttags\nplay jazz\tO B-genre\n"}),
+    ("sequence_label tag not in the label map",
+     data_case("tags.tsv", "    label_map: [O, B-genre]\n", dev=None).replace(
+         "reader: classify", "reader: {type: sequence_label, token_sep: ' '}"), 8, "tasks.intent.train",
+     "tags.tsv, line 3, field 'label': tag 'B-artist' is not in the label map (2 tags: O, B-genre)",
+     {"tags.tsv": "text_a\tlabel\nplay jazz\tO B-genre\nplay miles\tO B-artist\n"}),
+    ("sequence_label words and tags differ in count",
+     data_case("tags.tsv", dev=None).replace("reader: classify", "reader: {type: sequence_label, token_sep: ' '}"),
+     8, "tasks.intent.train", "tags.tsv, line 2, field 'label': 3 words but 2 tags",
+     {"tags.tsv": "text_a\tlabel\nplay some jazz\tO B-genre\n"}),
     ("headerless file without positions", data_case("noheader.tsv", dev=None).replace(
         "reader: classify", "reader: {type: classify, header: false}"), 8, "tasks.intent.train",
      "noheader.tsv, field 'label': a file without a header line needs its columns by position: give fields: "

@@ -31,7 +31,8 @@ def check_task_files(config: Config, s: Dict[str, Any], name: str, reader_cls, p
     t = s["tasks"][name]
     options = t["reader"]
     labelled = "label" in reader_cls.required_fields and "label_map" in init_params(reader_cls)
-    label_map = _label_map(config, t, name, options, problems) if labelled else None
+    tagged = "label_map_config" in init_params(reader_cls) and hasattr(reader_cls, "tags_field")
+    label_map = _label_map(config, t, name, options, problems) if labelled or tagged else None
     if label_map is False:
         return
     for split in SPLITS:
@@ -51,6 +52,8 @@ def check_task_files(config: Config, s: Dict[str, Any], name: str, reader_cls, p
                 label_map = _check_labels(examples, label_map, options, split)
                 if split == "train" and label_map is None:
                     _check_integer_labels(config, t, name, examples, path, problems)
+            elif tagged:
+                _check_tags(examples, label_map, reader_cls.tags_field, options)
         except DataError as e:
             problems.append(config.problem(("tasks", name, split), str(e)))
 
@@ -102,6 +105,27 @@ def _check_labels(examples, label_map, options: Dict[str, Any], split: str):
     for value, example in pairs:
         encode_label(label_map, value, example, normalize=normalize)
     return label_map
+
+
+def _check_tags(examples, tag_map, field: str, options: Dict[str, Any]) -> None:
+    """Sequence labelling: one tag per word, and (with a tag map and no ``unknown_label``) every
+    tag in the map -- the reader's own rules, checked before training."""
+    sep = options.get("token_sep", "\x02")
+    for e in examples:
+        value = e.get(field)
+        if value in (None, ""):
+            continue
+        words = [w for w in str(e.get("text_a", "")).strip().split(sep)]
+        tags = [t.strip() for t in str(value).strip().split(sep)]
+        if len(words) != len(tags):
+            raise DataError("%d words but %d tags" % (len(words), len(tags)), path=e["_file"], line=e["_line"],
+                            field=field)
+        if tag_map is not None and options.get("unknown_label") is None:
+            unknown = [t for t in tags if t not in tag_map]
+            if unknown:
+                raise DataError("tag %r is not in the label map (%d tags: %s)" % (
+                    unknown[0], len(tag_map.labels), ", ".join(list(tag_map.labels)[:8])),
+                    path=e["_file"], line=e["_line"], field=field)
 
 
 def _check_integer_labels(config: Config, t: Dict[str, Any], name: str, examples, path: str,
