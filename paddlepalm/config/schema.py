@@ -327,8 +327,9 @@ paddlepalm check config.yaml          # validate only, print the resolved config
   metrics the head does not report, a `max_len` over the encoder's `max_position_embeddings` (the
   default 128 is lowered to it instead)... The data files a reader reads as records (TSV, CSV, JSON
   lines, JSON arrays) are read in full: `file_format` against the content, columns against the
-  reader's inputs and `fields`, column counts, nulls, UTF-8, and the labels against `label_map`
-  (or against the training file's labels). Every problem is reported at once, as
+  reader's inputs and `fields`, column counts, nulls, UTF-8, the labels against `label_map`
+  (or against the training file's labels), and for sequence labelling one tag per word and the
+  tags against `label_map`. Every problem is reported at once, as
   `file:line: key.path: message`; a problem in a data file names the data file, line and field in
   the message.
 * Your own reader or head joins by dotted path, `reader: mypkg.readers:MyReader`, or by registering
