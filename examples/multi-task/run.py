@@ -162,7 +162,7 @@ def main(argv=None) -> dict:
     run = {"example": "multi-task", "tasks": [t.name for t in trainers], "split": "test",
            "sizes": data["sizes"], "steps": summary["steps"], "task_steps": summary["task_steps"],
            "dev": summary["last_eval"], **speed, "phases_seconds": watch.laps,
-           "settings": {k: v for k, v in vars(args).items()}}
+           "settings": {k: v for k, v in vars(args).items()}, "threads": summary["threads"]}
     path = write_results(out, metrics, watch.seconds, run)
     print_report(metrics, summary, speed, watch.seconds, demo, path, model_dir)
     return read_results(path)

@@ -42,9 +42,7 @@ def write_results(output_dir: str, metrics: Dict[str, Dict[str, float]], wall_se
     os.makedirs(output_dir, exist_ok=True)
     data: Dict[str, Any] = {task: {k: float(v) for k, v in m.items()} for task, m in metrics.items()}
     data["wall_seconds"] = round(float(wall_seconds), 1)
-    from paddlepalm._env import thread_facts
-
-    data["run"] = dict(run, command=command_line(), threads=run.get("threads") or thread_facts())
+    data["run"] = dict(run, command=command_line())
     path = os.path.join(output_dir, RESULTS_FILE)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, sort_keys=False)
