@@ -61,10 +61,9 @@ def build(args, work):
     if args.finetune_steps:  # a trained head, so that accuracy differences between variants mean something
         trainer.fit(backbone=backbone, optimizer=palm.optimizer.AdamW(lr=1e-4), max_steps=args.finetune_steps,
                     print_steps=0, progress=False)
-        engine = trainer._engine
     else:
         trainer.build_forward(backbone, head)
-        engine = trainer._solo_engine()
+    engine = trainer.engine()  # the MultiHeadTrainer that trained the task, else its own
     backbone.eval()
     head.eval()
     reader = palm.reader.ClassifyReader(args.model_dir, args.max_len, phase="test")
