@@ -313,9 +313,6 @@ class MultiHeadTrainer(Engine):
             raise RuntimeError("plan training first (fit_readers_with_mixratio)")
         return self.loop.train_step(batch, task_id), task_id
 
-    def save_checkpoint(self) -> str:
-        return super().save_checkpoint()
-
     # ------------------------------------------------------------------ PALM prediction (writes files)
     def predict_task(self, t, reader, output_dir: Optional[str] = None, print_steps: int = 1000) -> Dict[str, Any]:
         """One pass over ``reader`` with task ``t``: writes ``predictions.json`` to ``output_dir``;

@@ -109,8 +109,9 @@ class Engine:
         return self.bind()
 
     def named_parameters(self):
-        """(structured name, parameter): ``backbone.*`` then ``heads.<owner>.*`` (shared heads once)."""
-        return self.network.named_parameters()
+        """(structured name, parameter): ``backbone.*`` then ``heads.<owner>.*`` (shared heads once),
+        then the balancer's / distiller's; the planned run's network when there is one."""
+        return (self.loop.network if self.loop is not None else self.bind()).named_parameters()
 
     def plan(self, num_epochs: float, main_task: Optional[str] = None, max_steps: Optional[int] = None) -> Sampler:
         """Check the train readers and make the sampler: the main task runs ``num_epochs`` epochs."""
