@@ -132,6 +132,31 @@ def test_example_smoke(name, args, dataset, cache_dir, tmp_path):
     assert task_metrics(results) and results["run"]["steps"] == int(args[1])
 
 
+@needs_minilm
+def test_aux_mlm_joint_mode_balances_both_tasks(cache_dir, tmp_path):
+    """``--step-mode joint --balancer uncertainty``: NER and MLM in every step, weights logged."""
+    _need("wnut17")
+    run_example("multi-task-aux-mlm", ["--max-steps", "4", "--limit", "40", "--max-len", "64", "--eval-steps", "4",
+                                       "--step-mode", "joint", "--balancer", "uncertainty",
+                                       "--diagnostics-steps", "2", "--output-dir", str(tmp_path),
+                                       "--print-steps", "0"], cache_dir)
+    results = json.load(open(tmp_path / "results.json"))
+    assert results["run"]["task_steps"] == {"ner": 4, "mlm": 4}
+    rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+    balance = [r["balance"] for r in rows if "balance" in r]
+    assert [r["step"] for r in rows if "balance" in r] == [2, 4]
+    assert set(balance[-1]["weights"]) == {"ner", "mlm"} and "ner|mlm" in balance[-1]["grad_cosine"]
+    assert balance[-1]["weights"]["ner"] != 1.0  # uncertainty weights move from their start
+
+
+def test_balancer_choices_are_the_registry():
+    import paddlepalm.balancing  # noqa: F401  (registers the balancers)
+    from paddlepalm.registry import BALANCERS
+    from paddlepalm.utils.script import BALANCER_CHOICES
+
+    assert sorted(BALANCER_CHOICES) == sorted(BALANCERS.names())
+
+
 # ----------------------------------------------------------------------------- configs
 @needs_minilm
 @pytest.mark.parametrize("name,dataset", [("multi-task", "snips"), ("classification", "snips"),

@@ -3,13 +3,16 @@
 
     python examples/multi-task-aux-mlm/run.py                  # NER + aux MLM (mix ratio 0.3)
     python examples/multi-task-aux-mlm/run.py --mlm-mix-ratio 0  # the same run without the aux task
+    python examples/multi-task-aux-mlm/run.py --step-mode joint --balancer uncertainty   # both tasks every step
     python examples/multi-task-aux-mlm/run.py --max-steps 10 --limit 100   # smoke test
 
 The main task is examples/sequence-labeling's NER task with the same settings; the auxiliary task
 (``palm.Trainer(..., is_aux=True)``) masks 15% of the tokens of the same tweets and predicts them
 through the encoder's own word embeddings (``palm.head.MaskLM``): in-domain language modelling
 on Twitter text, which the encoder (pre-trained on other text) has seen little of. The main task
-still runs ``--epochs`` epochs; the aux task adds ``mix_ratio`` extra steps per main step.
+still runs ``--epochs`` epochs; the aux task adds ``mix_ratio`` extra steps per main step (sampled
+mode), or, with ``--step-mode joint``, rides along in every step with its loss weighted by
+``--balancer``.
 Outputs: ``results.json`` (test entity F1, and MLM accuracy on dev tweets), ``metrics.jsonl``,
 ``best/``, ``predictions/``.
 """
@@ -18,8 +21,8 @@ import os
 
 from paddlepalm.datasets import WNUT17_FILES, find_wnut17, pretrained_dir, wnut17_readers
 from paddlepalm.utils.results import read_results, training_speed, write_results
-from paddlepalm.utils.script import (add_common_args, copy_files, data_out,
-                                     default_eval_steps, finish_prepare_only, optimizer_from_args)
+from paddlepalm.utils.script import (add_balancing_args, add_common_args, balancer_from_args, copy_files,
+                                     data_out, default_eval_steps, finish_prepare_only, optimizer_from_args)
 from paddlepalm.utils.seed import seed_everything
 from paddlepalm.utils.table import format_table
 from paddlepalm.utils.timing import Stopwatch
@@ -34,6 +37,7 @@ def parse_args(argv=None):
     parser.add_argument("--mlm-mix-ratio", type=float, default=0.3,
                         help="sampling weight of the aux MLM task (NER has 1.0); 0 trains NER alone")
     parser.add_argument("--mask-prob", type=float, default=0.15)
+    add_balancing_args(parser)
     return parser.parse_args(argv)
 
 
@@ -84,17 +88,19 @@ def main(argv=None) -> dict:
                            head=palm.head.MaskLM(hidden, backbone.config.vocab_size, "gelu"))
         mlm.set_as_aux()  # trained, but never the task that decides when training stops
         trainers.append(mlm)
-    trainer = palm.MultiHeadTrainer(trainers, backbone=backbone, seed=args.seed)
+    joint = args.step_mode == "joint" and len(trainers) > 1
+    trainer = palm.MultiHeadTrainer(trainers, backbone=backbone, seed=args.seed, step_mode=args.step_mode,
+                                    balancer=balancer_from_args(args) if joint else None)
     log = os.path.join(out, "metrics.jsonl")
     if os.path.exists(log):
         os.remove(log)
     watch.lap("prepare")
     steps_per_epoch = ner_readers["train"].steps_per_epoch
-    total = args.max_steps or int(round(args.epochs * steps_per_epoch * (1 + max(0.0, args.mlm_mix_ratio))))
+    total = args.max_steps or int(round(args.epochs * steps_per_epoch * (1 if joint else 1 + max(0.0, args.mlm_mix_ratio))))
     summary = trainer.fit(optimizer=optimizer_from_args(args), num_epochs=args.epochs, max_steps=args.max_steps,
                           main_task="ner", save_path=out, keep_last=1, objective="ner.f1",
                           eval_steps=args.eval_steps or default_eval_steps(total, 4),
-                          print_steps=args.print_steps)
+                          print_steps=args.print_steps, diagnostics_steps=args.diagnostics_steps)
     watch.lap("train")
     trainer.load_ckpt(os.path.join(out, "best"))  # the best dev entity F1
     metrics = {"ner": ner.predict(os.path.join(out, "predictions"), reader=ner_readers["test"], print_steps=0)}

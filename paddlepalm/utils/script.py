@@ -38,6 +38,28 @@ def add_common_args(parser: argparse.ArgumentParser, dataset: str, output_dir: s
     return parser
 
 
+BALANCER_CHOICES = ("fixed", "uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad")  # paddlepalm.balancing's names
+
+
+def add_balancing_args(parser: argparse.ArgumentParser, step_mode: str = "sampled",
+                       balancer: Optional[str] = None) -> argparse.ArgumentParser:
+    """Add ``--step-mode``, ``--balancer`` and ``--diagnostics-steps`` (group ``multi-task``)."""
+    g = parser.add_argument_group("multi-task")
+    g.add_argument("--step-mode", choices=("sampled", "joint"), default=step_mode,
+                   help="sampled: one task per step (PALM); joint: every task every step (default: %(default)s)")
+    g.add_argument("--balancer", choices=BALANCER_CHOICES + ("none",), default=balancer,
+                   help="how the tasks' losses combine in one step (docs/balancing.md); none: their sum "
+                        "(default: %(default)s)")
+    g.add_argument("--diagnostics-steps", type=int, default=50,
+                   help="with --balancer: log the task-gradient cosine and task weights every N steps")
+    return parser
+
+
+def balancer_from_args(args: argparse.Namespace) -> Optional[str]:
+    """The ``balancer=`` argument of ``MultiHeadTrainer`` for ``--balancer`` (``none`` -> None)."""
+    return None if args.balancer in (None, "none") else args.balancer
+
+
 def optimizer_from_args(args: argparse.Namespace, weight_decay: float = 0.01):
     """AdamW with ``--lr``, ``--head-lr`` and a triangular schedule warming up over ``--warmup``."""
     import paddlepalm as palm
