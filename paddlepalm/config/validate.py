@@ -432,62 +432,75 @@ def _check_training(config: Config, s: Dict[str, Any], problems: List[Problem]) 
 def _check_distill(config: Config, s: Dict[str, Any], problems: List[Problem]) -> None:
     """The ``distill:`` section (only when given): teacher folders and tasks, student, schedules,
     matches. Resolves its paths in ``s``."""
-    import json
-
-    from paddlepalm.backbone.config import EncoderConfig
-    from paddlepalm.distill.distiller import Match
-    from paddlepalm.distill.schedules import Schedule
-    from paddlepalm.errors import CheckpointError, ConfigError
-    from paddlepalm.model import BACKBONE_DIR, MODEL_FILE
-
     if config.get(("distill",)) is None:
         s["distill"] = None
         return
     d, tasks = s["distill"], s["tasks"]
-    for i, name in enumerate(d["tasks"] or ()):
-        if name not in tasks:
-            problems.append(config.problem(("distill", "tasks", i), "%r is not a declared task%s"
-                                           % (name, _suggest(name, list(tasks)))))
-    if d["tasks"]:
-        tasks = {name: t for name, t in tasks.items() if name in d["tasks"]}
 
     def report(path, message):
         problems.append(config.problem(("distill",) + tuple(path), message))
 
-    def teacher_model(path, where):
-        """(tasks, layer count) of the model folder, or None after reporting why not."""
-        meta = os.path.join(path, MODEL_FILE)
-        if not os.path.isfile(meta):
-            report(where, "not a saved paddlepalm model (no %s in %s)" % (MODEL_FILE, path))
-            return None
-        try:
-            with open(meta, encoding="utf-8") as f:
-                names = list(json.load(f)["tasks"])
-            layers = EncoderConfig.load(os.path.join(path, BACKBONE_DIR)).num_hidden_layers
-        except (OSError, ValueError, KeyError, CheckpointError) as e:
-            report(where, "cannot read the teacher model %s: %s" % (path, e))
-            return None
-        return names, layers
+    for i, name in enumerate(d["tasks"] or ()):
+        if name not in tasks:
+            report(("tasks", i), "%r is not a declared task%s" % (name, _suggest(name, list(tasks))))
+    if d["tasks"]:
+        tasks = {name: t for name, t in tasks.items() if name in d["tasks"]}
+    teacher_layers = _check_distill_teachers(config, d, tasks, report)
+    student_layers = _check_distill_student(config, d["student"], teacher_layers, report)
+    _check_distill_weights(d, tasks, report)
+    _check_distill_matches(d["matches"], tasks, teacher_layers, student_layers, report)
+
+
+def _teacher_model(path: str, where, report) -> Optional[Tuple[List[str], int]]:
+    """(tasks, layer count) of a saved model folder, or None after reporting why not."""
+    import json
+
+    from paddlepalm.backbone.config import EncoderConfig
+    from paddlepalm.errors import CheckpointError
+    from paddlepalm.model import BACKBONE_DIR, MODEL_FILE
+
+    meta = os.path.join(path, MODEL_FILE)
+    if not os.path.isfile(meta):
+        report(where, "not a saved paddlepalm model (no %s in %s)" % (MODEL_FILE, path))
+        return None
+    try:
+        with open(meta, encoding="utf-8") as f:
+            names = list(json.load(f)["tasks"])
+        layers = EncoderConfig.load(os.path.join(path, BACKBONE_DIR)).num_hidden_layers
+    except (OSError, ValueError, KeyError, CheckpointError) as e:
+        report(where, "cannot read the teacher model %s: %s" % (path, e))
+        return None
+    return names, layers
+
+
+def _check_distill_teachers(config: Config, d: Dict[str, Any], tasks, report) -> set:
+    """``distill.teacher``: one model folder, or one per task (folder or ``{path, task}``); every
+    distilled task must be in its teacher. Returns the teachers' layer counts."""
+    from paddlepalm.model import MODEL_FILE
 
     teacher_layers = set()
-    if isinstance(d["teacher"], str):
-        d["teacher"] = resolve_path(config, d["teacher"])
-        found = teacher_model(d["teacher"], ("teacher",))
+
+    def needs(path, where, inner):
+        found = _teacher_model(path, where, report)
         if found:
             teacher_layers.add(found[1])
-            for name in tasks:
+            for name in inner:
                 if name not in found[0]:
-                    report(("teacher",), "the teacher %s has no task %r (it has: %s)"
-                           % (os.path.join(d["teacher"], MODEL_FILE), name, ", ".join(found[0])))
+                    report(where[:2], "the teacher %s has no task %r (it has: %s)"
+                           % (os.path.join(path, MODEL_FILE), name, ", ".join(found[0])))
+
+    if isinstance(d["teacher"], str):
+        d["teacher"] = resolve_path(config, d["teacher"])
+        needs(d["teacher"], ("teacher",), list(tasks))
     elif isinstance(d["teacher"], dict):
         for name in tasks:
             if name not in d["teacher"]:
                 report(("teacher",), "no teacher for task %r" % name)
         for name, spec in d["teacher"].items():
-            if name not in tasks:
-                report(("teacher", name), "%r is not a declared task%s" % (name, _suggest(name, list(tasks))))
-                continue
             where = ("teacher", name)
+            if name not in tasks:
+                report(where, "%r is not a declared task%s" % (name, _suggest(name, list(tasks))))
+                continue
             path, inner = (spec, name) if isinstance(spec, str) else \
                 (spec.get("path"), spec.get("task", name)) if isinstance(spec, dict) else (None, None)
             if not isinstance(path, str) or (isinstance(spec, dict) and set(spec) - {"path", "task"}):
@@ -495,37 +508,43 @@ def _check_distill(config: Config, s: Dict[str, Any], problems: List[Problem]) -
                 continue
             path = resolve_path(config, path)
             d["teacher"][name] = path if isinstance(spec, str) else dict(spec, path=path)
-            found = teacher_model(path, where + (("path",) if isinstance(spec, dict) else ()))
-            if found:
-                teacher_layers.add(found[1])
-                if inner not in found[0]:
-                    report(where, "the teacher %s has no task %r (it has: %s)"
-                           % (os.path.join(path, MODEL_FILE), inner, ", ".join(found[0])))
-    student = d["student"]
-    student_layers = None
+            needs(path, where + (("path",) if isinstance(spec, dict) else ()), [inner])
+    return teacher_layers
+
+
+def _check_distill_student(config: Config, student: Dict[str, Any], teacher_layers: set, report) -> Optional[int]:
+    """``distill.student``: exactly one of ``layers`` (teacher layer indices, in range, distinct) or
+    ``config``. Returns the student's layer count when known."""
     if (student["layers"] is None) == (student["config"] is None):
         report(("student",), "give exactly one of 'layers' (initialise from the teacher's layers) or 'config' "
                              "(a fresh encoder)")
-    elif student["layers"] is not None:
+        return None
+    if student["layers"] is not None:
         layers = student["layers"]
         if not layers or not all(isinstance(i, int) and not isinstance(i, bool) for i in layers):
             report(("student", "layers"), "expected a non-empty list of 0-based teacher layer indices, got %r"
                    % (layers,))
-        else:
-            student_layers = len(layers)
-            for i, layer in enumerate(layers):
-                for n in teacher_layers:
-                    if not 0 <= layer < n:
-                        report(("student", "layers", i), "layer %d is out of range: the teacher has %d layers "
-                                                         "(0..%d)" % (layer, n, n - 1))
-            if len(set(layers)) != len(layers):
-                report(("student", "layers"), "layer indices repeat: %s" % layers)
-    elif isinstance(student["config"], str):
+            return None
+        for i, layer in enumerate(layers):
+            for n in teacher_layers:
+                if not 0 <= layer < n:
+                    report(("student", "layers", i), "layer %d is out of range: the teacher has %d layers "
+                                                     "(0..%d)" % (layer, n, n - 1))
+        if len(set(layers)) != len(layers):
+            report(("student", "layers"), "layer indices repeat: %s" % layers)
+        return len(layers)
+    if isinstance(student["config"], str):
         student["config"] = resolve_path(config, student["config"])
         if not os.path.exists(student["config"]):
             report(("student", "config"), "file not found: %s" % student["config"])
-    else:
-        student_layers = student["config"].get("num_hidden_layers")
+        return None
+    return student["config"].get("num_hidden_layers")
+
+
+def _check_distill_weights(d: Dict[str, Any], tasks, report) -> None:
+    """The temperature and loss-weight schedules, and the per-task weights."""
+    from paddlepalm.distill.schedules import Schedule
+
     for name in ("temperature", "soft_weight", "hard_weight"):
         try:
             schedule = Schedule.build(d[name], "distill." + name)
@@ -540,7 +559,14 @@ def _check_distill(config: Config, s: Dict[str, Any], problems: List[Problem]) -
             report(("task_weights", name), "%r is not a declared task%s" % (name, _suggest(name, list(tasks))))
         elif not _is(weight, "float") or weight < 0:
             report(("task_weights", name), "expected a number >= 0, got %r" % (weight,))
-    for i, spec in enumerate(d["matches"]):
+
+
+def _check_distill_matches(matches, tasks, teacher_layers: set, student_layers: Optional[int], report) -> None:
+    """Each intermediate match: its fields, layer indices in range, tasks declared."""
+    from paddlepalm.distill.distiller import Match
+    from paddlepalm.errors import ConfigError
+
+    for i, spec in enumerate(matches):
         try:
             match = Match.from_dict(spec, "distill.matches[%d]" % i)
         except ConfigError as e:
