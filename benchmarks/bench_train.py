@@ -188,27 +188,17 @@ def main(argv=None):
                           "" if args.threads else " (1 and paddlepalm's default, %d)" % common.default_threads()),
           flush=True)
     runs = []
-    for rep in range(repeats):
-        counts = thread_counts if rep % 2 == 0 else list(reversed(thread_counts))
-        for k, threads in enumerate(counts):
-            order = sides if (rep + k) % 2 == 0 else list(reversed(sides))
-            for side in order:
-                r = common.run_worker(commands[side, threads], env=common.thread_env(threads))
-                r.update(rep=rep, threads=threads, side=side)
-                runs.append(r)
-                print("  rep %d %d thr %-10s e2e %6.1f s  train %6.1f s  %6.1f ex/s  acc %.4f  peak RSS %5.0f MB  "
-                      "load %.1f" % (rep, threads, side, r["e2e_s"], r["train_s"], r["train_examples"] / r["train_s"],
-                                     r["accuracy"], r["peak_rss_mb"], r.get("loadavg_end", float("nan"))), flush=True)
+    for rep, threads, side in common.round_schedule(sides, thread_counts, repeats):
+        r = common.run_worker(commands[side, threads], env=common.thread_env(threads))
+        r.update(rep=rep, threads=threads, side=side)
+        runs.append(r)
+        print("  rep %d %d thr %-10s e2e %6.1f s  train %6.1f s  %6.1f ex/s  acc %.4f  peak RSS %5.0f MB  "
+              "load %.1f" % (rep, threads, side, r["e2e_s"], r["train_s"], r["train_examples"] / r["train_s"],
+                             r["accuracy"], r["peak_rss_mb"], r.get("loadavg_end", float("nan"))), flush=True)
     report(runs, sides, thread_counts, args, cfg)
 
 
-def paired(runs, a, b, key, threads):
-    """``a``/``b`` ratios of ``key``, one per round at ``threads`` where both sides ran."""
-    by_rep = {}
-    for r in runs:
-        if r["threads"] == threads:
-            by_rep.setdefault(r["rep"], {})[r["side"]] = r
-    return [v[a][key] / v[b][key] for _, v in sorted(by_rep.items()) if a in v and b in v]
+paired = common.paired
 
 
 def report(runs, sides, thread_counts, args, cfg):

@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from typing import Any, Dict, List, Optional, Sequence
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -65,6 +66,26 @@ def default_hf_python() -> str:
 HF_PYTHON_HELP = ("interpreter that runs the Hugging Face + PyTorch side (benchmarks/_hf_side.py) in its own "
                   "process; it needs torch and transformers. Default: %s if it exists, else this "
                   "interpreter. torch is never imported into the paddle process." % REF_PYTHON)
+
+
+def palm_module(name: str) -> types.ModuleType:
+    """The paddlepalm module ``name`` (e.g. ``'paddlepalm.metrics.sequence'``) in a process without
+    paddle, such as the Hugging Face worker: read from this tree's files without running the
+    ``__init__`` of its packages (``paddlepalm/__init__.py`` sets thread and allocator variables).
+    The module, and the paddlepalm modules it imports, must need neither paddle nor those
+    ``__init__`` files (e.g. ``reader/batching.py``, ``metrics/sequence.py``). Where paddlepalm is
+    already imported for real, this is a plain import."""
+    top = sys.modules.get("paddlepalm")
+    if top is None or getattr(top, "_palm_stub", False):
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            package = ".".join(parts[:i])
+            if package not in sys.modules:
+                stub = types.ModuleType(package)
+                stub.__path__ = [os.path.join(ROOT, *parts[:i])]
+                stub._palm_stub = True
+                sys.modules[package] = stub
+    return importlib.import_module(name)
 
 
 # ----------------------------------------------------------------------------- machine
@@ -181,6 +202,27 @@ THREADS_HELP = ("comma list of OMP/MKL thread counts, the same for every side; e
 def thread_env(threads: int) -> Dict[str, str]:
     """The same OpenMP/MKL thread count for every side."""
     return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def round_schedule(sides: Sequence[str], thread_counts: Sequence[int], rounds: int):
+    """``(round, threads, side)`` in the order the paired benchmarks run them: every round measures
+    every thread count and every side; thread counts alternate from round to round, sides from
+    one (round, count) to the next (P,H then H,P ...)."""
+    for rep in range(rounds):
+        counts = list(thread_counts) if rep % 2 == 0 else list(reversed(thread_counts))
+        for k, threads in enumerate(counts):
+            order = list(sides) if (rep + k) % 2 == 0 else list(reversed(sides))
+            for side in order:
+                yield rep, threads, side
+
+
+def paired(runs: Sequence[Dict[str, Any]], a: str, b: str, key: str, threads: int) -> List[float]:
+    """``a``/``b`` ratios of ``key``, one per round at ``threads`` where both sides ran."""
+    by_rep: Dict[int, Dict[str, Dict[str, Any]]] = {}
+    for r in runs:
+        if r["threads"] == threads:
+            by_rep.setdefault(r["rep"], {})[r["side"]] = r
+    return [v[a][key] / v[b][key] for _, v in sorted(by_rep.items()) if a in v and b in v]
 
 
 def load_note() -> str:

@@ -1,11 +1,15 @@
-"""Pure helpers of the benchmark scripts: the profiler's op-table aggregation and thread lists."""
+"""Pure helpers of the benchmark scripts: the profiler's op-table aggregation, thread lists, the
+paired rounds, and what the Hugging Face side of bench_joint shares with paddlepalm."""
 import os
+import subprocess
 import sys
 
 import pytest
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 sys.path.insert(0, BENCH)
+import _hf_side  # noqa: E402  (no torch at import)
+import bench_joint  # noqa: E402
 import common  # noqa: E402
 import profile_step  # noqa: E402
 
@@ -51,3 +55,40 @@ def test_thread_count_lists():
     for bad in ("0", "two", ","):
         with pytest.raises(SystemExit, match="--threads"):
             common.parse_thread_counts(bad)
+
+
+def test_round_schedule_alternates_sides_and_thread_counts():
+    order = list(common.round_schedule(["p", "h"], [1, 2], 2))
+    assert order == [(0, 1, "p"), (0, 1, "h"), (0, 2, "h"), (0, 2, "p"),
+                     (1, 2, "h"), (1, 2, "p"), (1, 1, "p"), (1, 1, "h")]
+    assert list(common.round_schedule(["p", "h"], [2], 2)) == [(0, 2, "p"), (0, 2, "h"), (1, 2, "h"), (1, 2, "p")]
+
+
+def test_paired_ratios_per_round():
+    runs = [{"rep": 0, "threads": 2, "side": "p", "s": 3.0}, {"rep": 0, "threads": 2, "side": "h", "s": 2.0},
+            {"rep": 1, "threads": 2, "side": "p", "s": 1.0}, {"rep": 1, "threads": 1, "side": "h", "s": 9.0}]
+    assert common.paired(runs, "p", "h", "s", 2) == [1.5]
+
+
+def test_hf_side_cuts_long_sentences_like_the_sequence_label_reader():
+    from paddlepalm.reader.sequence_label import _fit_words
+
+    for grouped, budget in [([[1], [2, 3], [4]], 10), ([[1], [2, 3], [4]], 3), ([[1, 2, 3, 4]], 2),
+                            ([[5, 6, 7], [8]], 2), ([[1], [2]], 1)]:
+        ids, word_ids = _fit_words(grouped, budget)
+        assert _hf_side.fit_words(grouped, budget) == (ids, len(set(word_ids)))
+
+
+def test_joint_plan_is_the_flagship_step_count():
+    assert bench_joint.plan_steps(13084, 32, 2) == (818, 273)  # 409 batches per epoch
+    assert bench_joint.plan_steps(200, 32, 0.2) == (1, 1)
+    assert bench_joint.plan_steps(200, 32, 2, max_steps=10) == (10, 4)
+
+
+def test_palm_module_loads_metrics_without_the_package_init():
+    code = ("import sys; sys.path.insert(0, %r); import common; "
+            "m = common.palm_module('paddlepalm.metrics.sequence'); "
+            "f1 = m.entity_f1([['B-x', 'I-x', 'O']], [['B-x', 'I-x', 'B-y']])['f1']; "
+            "print(round(f1, 4), sys.modules['paddlepalm']._palm_stub, 'paddle' in sys.modules)" % BENCH)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["0.6667", "True", "False"]
