@@ -238,7 +238,7 @@ def main(argv=None):
           flush=True)
     runs = []
     for rep, threads, side in common.round_schedule(SIDES, thread_counts, args.rounds):
-        env = dict(common.thread_env(threads), PADDLEPALM_NUM_THREADS=str(threads))  # wins over a user setting
+        env = common.thread_env(threads)
         r = common.run_worker(commands[side, threads], env=env)
         r.update(rep=rep, threads=threads, side=side, train_only_s=r["train_s"] - r["dev_eval_s"])
         runs.append(r)

@@ -349,7 +349,7 @@ def section_scaling(args):
     rows, results = [], []
     for length in args.lengths:
         cmd = [sys.executable, os.path.abspath(__file__), "--scaling-worker", str(length)] + args.passthrough
-        out = subprocess.run(cmd, capture_output=True, text=True, env=common.thread_env(args.threads))
+        out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **common.thread_env(args.threads)))
         line = [l for l in out.stdout.splitlines() if l.startswith(common.RESULT_TAG)]
         if out.returncode or not line:
             raise SystemExit("scaling worker for %d tokens failed:\n%s" % (length, out.stderr[-3000:]))

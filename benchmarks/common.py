@@ -200,8 +200,9 @@ THREADS_HELP = ("comma list of OMP/MKL thread counts, the same for every side; e
 
 
 def thread_env(threads: int) -> Dict[str, str]:
-    """The same OpenMP/MKL thread count for every side."""
-    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    """The same OpenMP/MKL thread count for every side (and paddlepalm's own setting, which would
+    otherwise win over OMP/MKL when the shell exports it)."""
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PADDLEPALM_NUM_THREADS": str(threads)}
 
 
 def round_schedule(sides: Sequence[str], thread_counts: Sequence[int], rounds: int):
