@@ -179,7 +179,8 @@ def test_distillation_results_show_teacher_against_student(tmp_path):
                                         wall_seconds=100.0, run=run))
     baseline = _write_run(tmp_path / "no_teacher", ["slot", "intent"], final={"intent": 0.9, "slot": 0.8},
                           results={"intent": {"accuracy": 0.95}, "slot": {"f1": 0.873}, "teacher": teacher,
-                                   "run": dict(run, mode="no-teacher", student=dict(run["student"], init="pretrained"))})
+                                   "run": dict(run, mode="no-teacher",
+                                               student=dict(run["student"], init="pretrained"))})
     rows = {r["task"]: r for r in rep.teacher_comparison(rep.read_run(distilled))}
     assert rows["slot"]["metric"] == "f1" and rows["intent"]["metric"] == "accuracy"
     assert rows["slot"]["kept_percent"] == pytest.approx(95.0) and rows["intent"]["kept_percent"] == pytest.approx(

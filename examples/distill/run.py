@@ -4,7 +4,7 @@
     python examples/multi-task/run.py --shared-input --balancer uncertainty       # the teacher, once
     python examples/distill/run.py --teacher outputs/multi-task/model             # student L3 (layers 0,2,4)
     python examples/distill/run.py --teacher outputs/multi-task/model --layers 1,4 --output-dir outputs/distill-l2
-    python examples/distill/run.py --teacher outputs/multi-task/model --no-teacher --output-dir outputs/distill-l3-no-teacher
+    python examples/distill/run.py --teacher outputs/multi-task/model --no-teacher --output-dir outputs/distill-base
     python examples/distill/run.py --teacher outputs/multi-task/model --max-steps 20 --limit 200 --output-dir /tmp/d
 
 The student is the teacher's encoder cut to ``--layers`` (DistilBERT's initialisation: embeddings,
