@@ -13,7 +13,9 @@ rows ``{"step", "eval": {task: {metric: v}}, "score"}``. The report has
   shows negative transfer at a glance), the metrics of the results files beside metrics.jsonl
   (``results.json``; ``test_results.json``, e.g. written by ``paddlepalm evaluate --split test
   --output RUN_DIR/test_results.json``; any ``--results FILE``), also for runs without a dev file,
-  and the plots.
+  and the plots. A distillation run's results.json with a ``teacher`` block (the teacher's
+  metrics on the same data) adds a teacher-vs-student table: each task's teacher value, student
+  value and the share of it the student kept.
 
 Each compared run is drawn in the same figures. Plotting needs matplotlib
 (``pip install "paddlepalm[plot]"``); the summary does not.
@@ -26,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from paddlepalm.cli import arguments, command
 from paddlepalm.errors import DataError, PalmError
+from paddlepalm.utils.results import RESERVED_KEYS, retention
 
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
@@ -238,12 +241,64 @@ def _result_metrics(run: RunLog, source: str = RESULTS_FILE) -> Dict[str, Dict[s
     data = run.result_files.get(RESULTS_FILE if source == "test" else source) or {}
     out = {}
     for task, metrics in data.items():
-        if task == "run" or not isinstance(metrics, dict):
+        if task in RESERVED_KEYS or not isinstance(metrics, dict):
             continue
         numbers = {m: v for m, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if numbers:
             out[task] = numbers
     return out
+
+
+def teacher_comparison(run: RunLog, source: str = RESULTS_FILE) -> List[Dict[str, Any]]:
+    """Rows ``{task, metric, teacher, student, kept_percent}`` of a results file with a ``teacher``
+    block (a distillation run: the teacher's metrics on the same data); [] without one. The metric
+    is each task's primary one (:data:`PRIMARY_METRICS`) among those both have."""
+    data = run.result_files.get(source) or {}
+    block = data.get("teacher")
+    if not isinstance(block, dict):
+        return []
+    teacher = {t: {m: v for m, v in ms.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+               for t, ms in block.items() if isinstance(ms, dict)}
+    student = _result_metrics(run, source)
+    metric = {}
+    for task in student:
+        common = {m: v for m, v in student[task].items() if m in teacher.get(task, {})}
+        if common:
+            metric[task] = primary_metric(common)
+    kept = retention(student, teacher, metric)
+    return [dict(kept[t], task=t) for t in student if t in kept]
+
+
+def _teacher_lines(runs: Sequence[RunLog]) -> List[str]:
+    """The teacher-vs-student section: one table over every run (and results file) with a teacher."""
+    found = [(r, n) for r in runs for n in r.result_files if teacher_comparison(r, n)]
+    if not found:
+        return []
+    lines = ["", "## Teacher vs student (%s)" % ", ".join(dict.fromkeys(n for _, n in found)), ""]
+    several = len(found) > 1
+    one_file_each = len(found) == len({id(r) for r, _ in found})
+    body = []
+    for r, name in found:
+        label = r.name if one_file_each else "%s (%s)" % (r.name, name)
+        for row in teacher_comparison(r, name):
+            kept = "–" if row["kept_percent"] is None else "%.1f" % row["kept_percent"]
+            cells = [row["task"], row["metric"], _pct(row["teacher"]), _pct(row["student"]), kept]
+            body.append(([label] if several else []) + cells)
+    lines += _table((["run"] if several else []) + ["task", "metric", "teacher", "student", "kept %"], body)
+    for r, name in found:
+        run = r.result_files[name].get("run")
+        student = run.get("student") if isinstance(run, dict) else None
+        if isinstance(student, dict) and student.get("num_hidden_layers"):
+            lines.append("")
+            lines.append("%sstudent: %d layers%s%s%s." % (
+                "`%s` " % r.name if several else "", student["num_hidden_layers"],
+                " (layers %s of the %s)" % (student["layers"], "pretrained encoder"
+                                            if student.get("init") == "pretrained" else "teacher")
+                if student.get("layers") else "",
+                ", %s" % run["mode"] if run.get("mode") else "",
+                "; teacher `%s`" % run["teacher"] if run.get("teacher") else ""))
+    lines += ["", "kept % = 100 × student / teacher, on the same data."]
+    return lines
 
 
 def _results_title(runs: Sequence[RunLog], source: str) -> str:
@@ -292,6 +347,7 @@ def summary_markdown(runs: Sequence[RunLog], plots: Sequence[str] = ()) -> str:
             body.append(cells)
         lines += _table(headers, body)
         lines += _transfer_notes(table, main, runs)
+    lines += _teacher_lines(runs)
     if len(runs) > 1:
         lines += ["", "Values in %% for metrics in [0, 1]; Δ > 0 (▲): %s is better, Δ < 0 (▼): worse "
                   "(with a single-task run: negative transfer)." % main.name]

@@ -92,3 +92,81 @@ def test_yaml_distill_section_trains_the_student(teacher, tmp_path):
     assert student.backbone.config.num_hidden_layers == 1
     assert any("distill" in json.loads(l) for l in open(tmp_path / "out" / "metrics.jsonl"))
     assert os.path.isfile(tmp_path / "out" / "results.json")
+
+
+# ----------------------------------------------------------------------------- shared-input views
+JOINT_ROWS = [
+    (["play", "jazz", "by", "my", "playlist"], "PlayMusic", ["O", "B-genre", "O", "O", "B-playlist"]),
+    (["what", "will", "the", "weather", "be", "in", "paris", "tomorrow"], "GetWeather",
+     ["O", "O", "O", "O", "O", "O", "B-city", "B-date"]),
+    (["book", "a", "table", "for", "two"], "BookRestaurant", ["O", "O", "O", "O", "B-party"]),
+    (["rate", "this", "novel", "5", "stars"], "RateBook", ["O", "O", "B-type", "B-value", "I-value"]),
+    (["play", "rock", "songs"], "PlayMusic", ["O", "B-genre", "O"]),
+    (["is", "it", "sunny", "in", "paris"], "GetWeather", ["O", "O", "O", "O", "B-city"]),
+]
+
+
+def _joint_engine(vocab, path, layers=2, seed=0, balancer="uncertainty"):
+    """Slot (CRF) and intent over ONE JointLabelReader, a view per task (the flagship's shared input)."""
+    paddle.seed(seed)
+    backbone = palm.backbone.BERT.from_config(tiny_config("bert", num_hidden_layers=layers))
+    reader = palm.reader.JointLabelReader(vocab, 16, seed=1).load_data(path, batch_size=4)
+    slot, intent = reader.view("word_labels"), reader.view("label")
+    trainers = [palm.Trainer("slot", reader=slot, head=palm.head.SequenceLabel(slot.num_classes, 32, 0.0,
+                                                                                 use_crf=True)),
+                palm.Trainer("intent", reader=intent, head=palm.head.Classify(intent.num_classes, 32, 0.0))]
+    return palm.MultiHeadTrainer(trainers, backbone=backbone, seed=seed, balancer=balancer)
+
+
+@pytest.fixture(scope="module")
+def joint_teacher(tmp_path_factory):
+    """A tiny 2-layer shared-input teacher (slot CRF + intent over one reader), trained a little and saved."""
+    from tests.helpers import write_vocab
+
+    d = tmp_path_factory.mktemp("joint_teacher")
+    vocab = write_vocab(str(d / "vocab"))
+    path = d / "joint.tsv"
+    path.write_text("text_a\tlabel\ttags\n" + "".join("%s\t%s\t%s\n" % ("\x02".join(w), l, "\x02".join(t))
+                                                      for w, l, t in JOINT_ROWS), encoding="utf-8")
+    engine = _joint_engine(vocab, str(path), balancer=None)
+    engine.fit(optimizer=palm.optimizer.AdamW(lr=3e-3), num_epochs=6, print_steps=0)
+    engine.save(str(d / "model"))
+    return vocab, str(path), str(d / "model")
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_shared_input_views_distil_with_one_teacher_pass_per_batch(joint_teacher, tmp_path, cache):
+    """Both tasks of a shared-input step see one batch: the teacher encodes it once (like the
+    student), a cache is filled by one pass for both views, both tasks' loss parts are logged, and
+    the uncertainty balancer weighs the distilled losses."""
+    vocab, path, model_dir = joint_teacher
+    engine = _joint_engine(vocab, path)
+    dist = build_distillation({"teacher": model_dir, "student": {"layers": [1]}, "temperature": 2.0,
+                               "soft_weight": 0.9, "hard_weight": 0.1, "cache": cache},
+                              ["slot", "intent"], readers={t.name: t.reader for t in engine.tasks})
+    before = {n: p.numpy().copy() for n, p in dist.teacher.backbone("slot").named_parameters()}
+    calls = []
+    dist.teacher.backbone("slot").register_forward_pre_hook(lambda layer, inputs: calls.append(1))
+    callback = attach(engine, dist)
+    summary = engine.fit(optimizer=palm.optimizer.AdamW(lr=3e-3), num_epochs=2, print_steps=1,
+                         save_path=str(tmp_path / "out"), callbacks=[callback])
+    assert summary["task_steps"] == {"slot": summary["steps"], "intent": summary["steps"]} and summary["steps"] == 4
+    # one teacher encoder pass per step for both tasks; cached: one pass over the 6 utterances, for both
+    assert len(calls) == (1 if cache else summary["steps"])
+    assert dist.distiller.cache.size("slot") == dist.distiller.cache.size("intent") == (6 if cache else 0)
+    rows = [json.loads(l) for l in open(tmp_path / "out" / "metrics.jsonl")]
+    parts = [r["distill"] for r in rows if "distill" in r]
+    assert len(parts) == 4 and {"slot.soft", "slot.hard", "slot.total", "intent.soft", "intent.hard",
+                                "intent.total", "temperature", "soft_weight", "hard_weight"} == set(parts[-1])
+    assert parts[-1]["soft_weight"] == pytest.approx(0.9) and parts[-1]["hard_weight"] == pytest.approx(0.1)
+    for task in ("slot", "intent"):
+        assert parts[-1][task + ".total"] == pytest.approx(0.9 * parts[-1][task + ".soft"]
+                                                           + 0.1 * parts[-1][task + ".hard"], rel=1e-5)
+    assert any("balance" in r and set(r["balance"]["weights"]) == {"slot", "intent"} for r in rows)
+    after = {n: p.numpy() for n, p in dist.teacher.backbone("slot").named_parameters()}
+    assert all(np.array_equal(before[n], after[n]) for n in before)
+    engine.save(str(tmp_path / "student"))
+    student = palm.load(str(tmp_path / "student"))
+    assert student.backbone.config.num_hidden_layers == 1
+    assert len(student.predict("slot", ["play jazz by my playlist"])[0]["labels"]) == 5
+    assert student.predict("intent", ["play rock songs"])[0]["label_name"] in {r[1] for r in JOINT_ROWS}

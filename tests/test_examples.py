@@ -117,6 +117,93 @@ def test_predict_example_loads_the_saved_model_in_a_fresh_process(flagship_run, 
     assert "Predictor agrees with palm.load on 2/2 texts" in stdout
 
 
+# ----------------------------------------------------------------------------- the distillation example, shortened
+def _dir_digest(folder) -> dict:
+    import hashlib
+
+    return {os.path.relpath(os.path.join(d, n), folder): hashlib.sha1(open(os.path.join(d, n), "rb").read()).hexdigest()
+            for d, _, names in os.walk(folder) for n in names}
+
+
+@pytest.fixture(scope="module")
+def distill_run(tmp_path_factory, cache_dir):
+    """A shortened shared-input flagship as the teacher (high learning rates: above 0 F1 in 20
+    steps), then the shortened distillation from it."""
+    if not _have_minilm():
+        pytest.skip("MiniLM weights not installed")
+    _need("snips")
+    teacher_out = str(tmp_path_factory.mktemp("distill_teacher"))
+    run_example("multi-task", ["--shared-input", "--balancer", "uncertainty", "--max-steps", "20", "--limit", "200",
+                               "--lr", "5e-4", "--head-lr", "1e-2", "--eval-steps", "20", "--print-steps", "0",
+                               "--output-dir", teacher_out], cache_dir)  # a teacher a little better than chance
+    teacher = os.path.join(teacher_out, "model")
+    digest = _dir_digest(teacher)
+    out = str(tmp_path_factory.mktemp("distill"))
+    stdout = run_example("distill", ["--teacher", teacher, "--max-steps", "10", "--limit", "200", "--eval-steps", "10",
+                                     "--print-steps", "5", "--output-dir", out], cache_dir)
+    return teacher_out, digest, out, stdout
+
+
+def test_distill_example_writes_teacher_block_and_saves_an_ordinary_student(distill_run):
+    import paddlepalm as palm
+
+    teacher_out, digest, out, stdout = distill_run
+    results = json.load(open(os.path.join(out, "results.json")))
+    assert set(task_metrics(results)) == {"slot", "intent"}
+    # the teacher evaluated on the same 200 test utterances as the flagship run that trained it (its own
+    # reader: batches may be cut otherwise, so allow an utterance or two to flip)
+    flagship = json.load(open(os.path.join(teacher_out, "results.json")))
+    for task, metric in (("intent", "accuracy"), ("slot", "f1")):
+        assert results["teacher"][task][metric] == pytest.approx(flagship[task][metric], abs=0.011)
+        kept = results["retention"][task]
+        assert kept["metric"] == metric and kept["student"] == results[task][metric]
+        assert kept["kept_percent"] == pytest.approx(100 * results[task][metric] / results["teacher"][task][metric])
+    run = results["run"]
+    assert run["mode"] == "distill" and run["steps"] == 10 and run["task_steps"] == {"slot": 10, "intent": 10}
+    assert run["student"]["layers"] == [0, 2, 4] and run["student"]["num_hidden_layers"] == 3
+    assert run["teacher_unchanged"] is True and _dir_digest(os.path.join(teacher_out, "model")) == digest
+    student = palm.load(os.path.join(out, "model"))
+    assert student.backbone.config.num_hidden_layers == 3 and set(student.tasks) == {"slot", "intent"}
+    assert len(student.predict("slot", ["play some jazz"])[0]["labels"]) == 3
+    rows = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
+    distill = [r["distill"] for r in rows if "distill" in r]
+    assert distill and {"slot.soft", "slot.hard", "intent.soft", "intent.hard"} <= set(distill[-1])
+    assert distill[-1]["temperature"] == 2.0 and distill[-1]["soft_weight"] == pytest.approx(0.9)
+    assert any("balance" in r for r in rows)  # the uncertainty balancer, as in the flagship
+    assert "| task            | teacher | student L3 [0, 2, 4] | kept % |" in stdout
+    assert "| intent accuracy | %.2f" % (100 * results["teacher"]["intent"]["accuracy"]) in stdout
+
+
+def test_distill_example_no_teacher_baseline(distill_run, cache_dir, tmp_path):
+    """--no-teacher: the same student shape (here L2) from the pretrained MiniLM, labels only."""
+    import paddlepalm as palm
+
+    teacher_out, _, _, _ = distill_run
+    run_example("distill", ["--teacher", os.path.join(teacher_out, "model"), "--no-teacher", "--layers", "1,4",
+                            "--max-steps", "3", "--limit", "200", "--print-steps", "1", "--output-dir", str(tmp_path)],
+                cache_dir)
+    results = json.load(open(tmp_path / "results.json"))
+    run = results["run"]
+    assert run["mode"] == "no-teacher" and run["student"] == dict(run["student"], layers=[1, 4], num_hidden_layers=2,
+                                                                  init="pretrained", heads="fresh")
+    assert run["teacher_unchanged"] is None and set(results["teacher"]) == {"slot", "intent"}
+    assert not any("distill" in json.loads(l) for l in open(tmp_path / "metrics.jsonl"))
+    assert palm.load(str(tmp_path / "model")).backbone.config.num_hidden_layers == 2
+
+
+def test_report_on_the_distill_output(distill_run, tmp_path):
+    from paddlepalm import cli
+
+    _, _, out, _ = distill_run
+    results = json.load(open(os.path.join(out, "results.json")))
+    assert cli.main(["report", out, "--out", str(tmp_path), "--no-plots"]) == 0
+    md = (tmp_path / "summary.md").read_text()
+    slot = results["retention"]["slot"]
+    assert "## Teacher vs student (results.json)" in md
+    assert "| slot | f1 | %.2f | %.2f | %.1f |" % (100 * slot["teacher"], 100 * slot["student"],
+                                                   slot["kept_percent"]) in md
+
+
 # ----------------------------------------------------------------------------- the other examples, tiny
 @needs_minilm
 @pytest.mark.parametrize("name,args,dataset", [

@@ -165,3 +165,43 @@ def test_balance_rows_are_read_and_plotted(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
     assert "balance" not in rep.make_report(_write_run(tmp_path / "plain", ["intent"]),
                                             out=str(tmp_path / "r2"))
+
+
+def test_distillation_results_show_teacher_against_student(tmp_path):
+    """A results.json with a teacher block (examples/distill) gets a teacher-vs-student table; the
+    teacher and retention blocks are not tasks of the test-metrics table."""
+    student = {"intent": {"accuracy": 0.97, "macro_f1": 0.96}, "slot": {"f1": 0.9215, "precision": 0.9}}
+    teacher = {"intent": {"accuracy": 0.99, "macro_f1": 0.99}, "slot": {"f1": 0.97, "precision": 0.96}}
+    run = {"split": "test", "mode": "distill", "teacher": "/runs/flagship/model",
+           "student": {"layers": [0, 2, 4], "num_hidden_layers": 3, "init": "teacher"}}
+    distilled = _write_run(tmp_path / "distill", ["slot", "intent"], final={"intent": 0.96, "slot": 0.9},
+                           results=dict(student, teacher=teacher, retention={"slot": {"metric": "f1"}},
+                                        wall_seconds=100.0, run=run))
+    baseline = _write_run(tmp_path / "no_teacher", ["slot", "intent"], final={"intent": 0.9, "slot": 0.8},
+                          results={"intent": {"accuracy": 0.95}, "slot": {"f1": 0.873}, "teacher": teacher,
+                                   "run": dict(run, mode="no-teacher",
+                                               student=dict(run["student"], init="pretrained"))})
+    rows = {r["task"]: r for r in rep.teacher_comparison(rep.read_run(distilled))}
+    assert rows["slot"]["metric"] == "f1" and rows["intent"]["metric"] == "accuracy"
+    assert rows["slot"]["kept_percent"] == pytest.approx(95.0) and rows["intent"]["kept_percent"] == pytest.approx(
+        100 * 0.97 / 0.99)
+    assert rep.teacher_comparison(rep.read_run(_write_run(tmp_path / "plain", ["intent"],
+                                                          results={"intent": {"accuracy": 0.9}}))) == []
+
+    out = tmp_path / "report"
+    assert cli.main(["report", distilled, "--no-plots", "--out", str(out)]) == 0
+    md = (out / "summary.md").read_text()
+    assert "## Teacher vs student (results.json)" in md
+    assert "| task | metric | teacher | student | kept % |" in md
+    assert "| slot | f1 | 97.00 | 92.15 | 95.0 |" in md and "| intent | accuracy | 99.00 | 97.00 | 98.0 |" in md
+    assert "student: 3 layers (layers [0, 2, 4] of the teacher), distill; teacher `/runs/flagship/model`." in md
+    test_table = md.split("## Test metrics (results.json)")[1].split("##")[0]
+    assert "| slot | f1 | 92.15 |" in test_table and "teacher" not in test_table and "retention" not in test_table
+
+    assert cli.main(["report", distilled, "--compare", baseline, "--no-plots", "--out", str(out)]) == 0
+    md = (out / "summary.md").read_text()
+    assert "| distill | slot | f1 | 97.00 | 92.15 | 95.0 |" in md
+    assert "| no_teacher | slot | f1 | 97.00 | 87.30 | 90.0 |" in md
+    assert "| no_teacher | intent | accuracy | 99.00 | 95.00 | 96.0 |" in md
+    assert "`no_teacher` student: 3 layers (layers [0, 2, 4] of the pretrained encoder), no-teacher" in md
+    assert "| slot | f1 | 92.15 | 87.30 | +4.85 ▲ |" in md  # the student against the baseline, test split

@@ -17,13 +17,14 @@ import os
 
 from paddlepalm.datasets import find_snips, prepare_snips, pretrained_dir
 from paddlepalm.utils.results import read_results, training_speed, write_results
-from paddlepalm.utils.script import (add_common_args, data_out, default_eval_steps,
-                                     finish_prepare_only, optimizer_from_args)
+from paddlepalm.utils.script import (SNIPS_TASKS, add_common_args, data_out, default_eval_steps,
+                                     finish_prepare_only, optimizer_from_args, snips_head,
+                                     snips_shared_input_trainers)
 from paddlepalm.utils.seed import seed_everything
 from paddlepalm.utils.table import format_table
 from paddlepalm.utils.timing import Stopwatch
 
-TASKS = ("slot", "intent")  # the first is the main task: it fixes the length of training
+TASKS = SNIPS_TASKS  # ("slot", "intent"): the first is the main task, it fixes the length of training
 DEMO = {"intent": ["play some jazz", "will it snow in boston tomorrow"],
         "slot": ["play some jazz by miles davis", "book a table for two at a sushi place in paris"]}
 
@@ -56,32 +57,13 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def build_shared_input_trainers(args, data, vocab, hidden_size):
-    """Both tasks over one ``joint_label`` reader: each task reads its view of the same batches."""
-    import paddlepalm as palm
-
-    files = data["files"]
-    make = lambda phase, seed=None: palm.reader.JointLabelReader(
-        vocab, args.max_len, label_map=data["intent_labels"], tag_map=data["slot_label_map"], phase=phase,
-        seed=seed, bucket_by_length=True)
-    train = make("train", args.seed).load_data(files["train"]["joint"], args.batch_size)
-    dev = make("dev").load_data(files["dev"]["joint"], 64)
-    test = dev.clone("test").load_data(files["test"]["joint"], 64)
-    heads = {"slot": palm.head.SequenceLabel(len(data["slot_label_map"]), hidden_size, args.dropout,
-                                             use_crf=args.crf, crf_lr=10.0),
-             "intent": palm.head.Classify(len(data["intent_labels"]), hidden_size, args.dropout)}
-    field = {"slot": "word_labels", "intent": "label"}
-    trainers = [palm.Trainer(task, reader=train.view(field[task]), head=heads[task],
-                             dev_reader=dev.view(field[task])) for task in TASKS]
-    return trainers, {task: test.view(field[task]) for task in TASKS}
-
-
 def build_trainers(args, data, vocab, hidden_size):
     """One ``palm.Trainer`` per task: train reader, dev reader and head."""
     import paddlepalm as palm
 
-    if args.shared_input and not args.single_task:
-        return build_shared_input_trainers(args, data, vocab, hidden_size)
+    if args.shared_input and not args.single_task:  # one joint_label reader, a view per task
+        return snips_shared_input_trainers(data, vocab, hidden_size, args.max_len, args.batch_size, args.seed,
+                                           args.dropout, args.crf, TASKS)
     tasks = [args.single_task] if args.single_task else list(TASKS)
     files = data["files"]
     trainers = []
@@ -90,15 +72,13 @@ def build_trainers(args, data, vocab, hidden_size):
             make = lambda phase, seed=None: palm.reader.ClassifyReader(
                 vocab, args.max_len, label_map=data["intent_labels"], phase=phase, seed=seed,
                 bucket_by_length=True)
-            head = palm.head.Classify(len(data["intent_labels"]), hidden_size, args.dropout)
             ratio = args.intent_mix_ratio if len(tasks) > 1 else 1.0
         else:
             make = lambda phase, seed=None: palm.reader.SequenceLabelReader(
                 vocab, args.max_len, label_map_config=data["slot_label_map"], phase=phase, seed=seed,
                 bucket_by_length=True)
-            head = palm.head.SequenceLabel(len(data["slot_label_map"]), hidden_size, args.dropout,
-                                           use_crf=args.crf, crf_lr=10.0)
             ratio = 1.0
+        head = snips_head(task, data, hidden_size, args.dropout, args.crf)
         train = make("train", args.seed + offset).load_data(files["train"][task], args.batch_size)
         dev = make("dev").load_data(files["dev"][task], 64)
         trainers.append(palm.Trainer(task, mix_ratio=ratio, reader=train, head=head, dev_reader=dev))

@@ -324,3 +324,27 @@ def prepare_snips(data_dir: str, out_dir: str, seed: int = 0, limit: Optional[in
     info["intent_labels_file"] = os.path.join(out_dir, "intent_labels.json")
     info["slot_label_map_file"] = os.path.join(out_dir, "slot_label_map.json")
     return info
+
+
+# ----------------------------------------------------------------------------- readers
+JOINT_FIELDS = {"slot": "word_labels", "intent": "label"}  # task -> the JointLabelReader field it reads
+
+
+def snips_joint_readers(data: Dict[str, Any], pretrained: str, max_len: int, batch_size: int,
+                        seed: int) -> Dict[str, Any]:
+    """Train/dev/test :class:`~paddlepalm.reader.JointLabelReader`s over the ``joint_*.tsv`` files
+    of :func:`prepare_snips` (``data`` is what it returned): words, intent and slot tags in one
+    reader, so both tasks share one tokenization and one encoder pass per batch (each task reads
+    its view: ``reader.view(JOINT_FIELDS[task])``). Train is shuffled with ``seed`` and batched by
+    ``batch_size``, dev and test by 64; all bucket by length and use the label maps of ``data``.
+    """
+    from paddlepalm.reader import JointLabelReader
+
+    files = data["files"]
+    make = lambda phase, seed=None: JointLabelReader(
+        pretrained, max_len, label_map=data["intent_labels"], tag_map=data["slot_label_map"], phase=phase,
+        seed=seed, bucket_by_length=True)
+    train = make("train", seed).load_data(files["train"]["joint"], batch_size)
+    dev = make("dev").load_data(files["dev"]["joint"], 64)
+    test = dev.clone("test").load_data(files["test"]["joint"], 64)
+    return {"train": train, "dev": dev, "test": test}

@@ -23,11 +23,14 @@ Axes = Dict[str, Tuple[int, ...]]
 
 
 def reader_augments(reader) -> Tuple[bool, str]:
-    """``(True, why)`` if the reader's batches may differ between epochs for the same example."""
+    """``(True, why)`` if the reader's batches may differ between epochs for the same example.
+    A view of a shared reader (``input_source``, e.g. a ``JointLabelReader.view``) is judged by
+    that reader."""
     from paddlepalm.reader.base import Reader
     from paddlepalm.reader.mask_lm import MaskLMReader
     from paddlepalm.reader.match import MatchReader
 
+    reader = getattr(reader, "input_source", reader)
     flag = getattr(type(reader), "random_augmentation", None)
     if flag is not None:
         return bool(flag), "%s.random_augmentation = %s" % (type(reader).__name__, flag)

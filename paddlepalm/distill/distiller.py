@@ -329,14 +329,18 @@ class Distiller:
                                 "teacher") for k in self._teacher_keys(task)}
         return targets, features
 
-    def precompute(self, task: str, reader, batch_size: int = 64) -> int:
+    def precompute(self, task: Union[str, Sequence[str]], reader, batch_size: int = 64) -> int:
         """Fill the cache for every feature of ``reader`` in one fixed pass (features sorted by
         length, so little padding), independent of the training order: a resumed run rebuilds
-        exactly the same values. Returns the number of rows cached."""
+        exactly the same values. ``task`` may be several tasks reading the same features (views of
+        one shared reader): one pass for all, the teacher's encoder run once per batch when they
+        share a teacher model. Returns the number of rows cached per task."""
         from paddlepalm.forward import to_tensors
 
-        if not self.cache.enabled(task):
-            raise ValueError("distill: caching is not enabled for task %r" % task)
+        tasks = [task] if isinstance(task, str) else list(task)
+        for t in tasks:
+            if not self.cache.enabled(t):
+                raise ValueError("distill: caching is not enabled for task %r" % t)
         started = time.perf_counter()
         features = reader.features
         order = np.argsort([len(f.get("input_ids", ())) for f in features], kind="stable")
@@ -345,13 +349,25 @@ class Distiller:
             batch = to_tensors(reader.collate(chunk, np.random.default_rng(0)))
             if not _one_row_per_feature(batch):
                 raise ValueError("distill: task %r: the reader's batches do not have one row per feature; "
-                                 "it cannot be cached" % task)
-            targets, feats = self._teacher_pass(task, batch)
-            self.cache.store(task, batch["feature_index"],
-                             dict(targets, **{"feature:" + k: v for k, v in feats.items()}))
-        logger.info("distill: task %r: teacher outputs of %d features cached in %.1f s", task,
-                    len(features), time.perf_counter() - started)
+                                 "it cannot be cached" % tasks[0])
+            for t in tasks:
+                targets, feats = self._teacher_pass(t, batch)
+                self.cache.store(t, batch["feature_index"],
+                                 dict(targets, **{"feature:" + k: v for k, v in feats.items()}))
+        logger.info("distill: task%s %s: teacher outputs of %d features cached in %.1f s",
+                    "s" if len(tasks) > 1 else "", ", ".join(map(repr, tasks)), len(features),
+                    time.perf_counter() - started)
         return len(features)
+
+    def _precompute_pending(self, task: str) -> None:
+        """Precompute ``task`` and every other pending task whose reader reads the same features
+        (``input_source``: views of one shared reader), in one pass."""
+        reader = self._pending_precompute.pop(task)
+        source = _input_source(reader)
+        group = [task] + [t for t, r in self._pending_precompute.items() if _input_source(r) is source]
+        for t in group[1:]:
+            del self._pending_precompute[t]
+        self.precompute(group, reader)
 
     def _teacher_outputs(self, task: str, batch, student_targets, student_features):
         spec = self._tasks[task]
@@ -359,7 +375,7 @@ class Distiller:
         cached = self.cache.enabled(task) and _one_row_per_feature(batch)
         if cached:
             if task in self._pending_precompute:
-                self.precompute(task, self._pending_precompute.pop(task))
+                self._precompute_pending(task)
             like = dict(student_targets, **{"feature:" + k: v for k, v in keys.items()})
             axes = dict(spec.target.length_axes, **{"feature:" + k: _FEATURE_LENGTH_AXES[k.split(".")[0]]
                                                      for k in keys})
@@ -372,6 +388,11 @@ class Distiller:
             self.cache.store(task, batch["feature_index"],
                              dict(targets, **{"feature:" + k: v for k, v in features.items()}))
         return targets, features
+
+
+def _input_source(reader):
+    """The reader whose features and batches ``reader`` shares (a view's shared reader), or itself."""
+    return getattr(reader, "input_source", reader)
 
 
 def _one_row_per_feature(batch) -> bool:

@@ -18,6 +18,21 @@ import numpy as np
 
 from paddlepalm.engine import Callback
 
+SCHEDULED = ("temperature", "soft_weight", "hard_weight")  # the same for every task of a step
+
+
+def merge_parts(by_task: Dict[str, Dict[str, float]]) -> Dict[str, float]:
+    """One ``distill`` log row from the step's loss parts per task: one task's parts as they are;
+    several tasks' (a step over several tasks, e.g. shared-input views) as ``<task>.<part>``, the
+    scheduled values (temperature, weights) once."""
+    if len(by_task) == 1:
+        return {k: float(v) for k, v in next(iter(by_task.values())).items()}
+    row: Dict[str, float] = {}
+    for task, parts in by_task.items():
+        for k, v in parts.items():
+            row[k if k in SCHEDULED else "%s.%s" % (task, k)] = float(v)
+    return row
+
 
 class DistillationCallback(Callback):
     """Advances the distiller's schedules every step, logs its loss parts, and keeps its state
@@ -37,7 +52,7 @@ class DistillationCallback(Callback):
     def on_log(self, loop, state, logs: Dict[str, Any]) -> None:
         parts = getattr(loop, "distill_parts", None)
         if "loss" in logs and parts:
-            loop.log({"step": logs["step"], "distill": {k: float(v) for k, v in parts.items()}})
+            loop.log({"step": logs["step"], "distill": merge_parts(parts)})
 
     def state_dict(self) -> Dict[str, Any]:
         state = self.distiller.state_dict()

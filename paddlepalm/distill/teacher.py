@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import paddle
 
 from paddlepalm.errors import ConfigError
+from paddlepalm.forward import encoder_inputs
 
 logger = logging.getLogger("paddlepalm")
 
@@ -24,6 +25,7 @@ class Teacher:
     def __init__(self, models: Dict[str, Tuple[Any, str]]):
         """``models``: student task name -> (loaded :class:`~paddlepalm.model.PalmModel`, its task name)."""
         self._models = dict(models)
+        self._last_pass = None  # (batch, its input_ids, encoder, options, encoder output): see forward
         for model in {id(m): m for m, _ in self._models.values()}.values():
             freeze(model.backbone)
             for head in model.heads.values():
@@ -130,7 +132,7 @@ class Teacher:
                 output_attentions: bool = False):
         """The teacher's head outputs and encoder output for a (tensor) batch, without gradient.
         Label fields are withheld from the head (no teacher loss is computed)."""
-        from paddlepalm.forward import encoder_inputs, head_encoder_options
+        from paddlepalm.forward import head_encoder_options
 
         backbone, head = self.backbone(task), self.head(task)
         if backbone.training:  # someone called .train() on it: the teacher never drops out
@@ -141,9 +143,22 @@ class Teacher:
         with paddle.no_grad():
             options = head_encoder_options([head], {"output_hidden_states": output_hidden_states,
                                                     "output_attentions": output_attentions})
-            encoded = backbone(**encoder_inputs(batch, backbone), **options)  # a head may want more layers
+            encoded = self._encode(backbone, batch, options)  # a head may want more layers
             outputs = head(encoded, inputs)
         return outputs, encoded
+
+    def _encode(self, backbone, batch, options):
+        """The teacher encoder's output for ``batch``. Tasks labelling the same inputs (views of one
+        shared reader) get the same batch object in a step: their teacher model runs once for all
+        of them, as the student's encoder does. Only the last pass is kept (with its batch, so the
+        identity test cannot match a new batch)."""
+        last = self._last_pass
+        if last is not None and last[0] is batch and last[1] is batch.get("input_ids") and last[2] is backbone \
+                and last[3] == options:
+            return last[4]
+        encoded = backbone(**encoder_inputs(batch, backbone), **options)
+        self._last_pass = (batch, batch.get("input_ids"), backbone, dict(options), encoded)
+        return encoded
 
     __call__ = forward
 

@@ -48,6 +48,7 @@ class FitLoop:
         self.units = units or [[i] for i in range(len(self.tasks))]
         self.balancer = balancer  # None: the weighted sum of the task losses (loss_weight)
         self.distiller = distiller  # None, or adds a teacher's loss terms (paddlepalm.distill)
+        self.distill_parts: Dict[str, Dict[str, float]] = {}  # task -> its distillation loss parts, last step
         self.last_tasks: List[str] = []
         self.optimizer_spec, self.weight_decay = optimizer_spec, weight_decay
         self.args, self.strategy, self.callbacks, self.seed = args, strategy, callbacks, seed
@@ -138,8 +139,8 @@ class FitLoop:
         """The task's loss with the distiller's terms (teacher outputs, matches) mixed in."""
         if self.distiller.distills(task.name):
             outputs = dict(outputs)
-            outputs["loss"], self.distill_parts = self.distiller.loss(task.name, tensors, outputs, encoded,
-                                                                      outputs.get("loss"))
+            outputs["loss"], self.distill_parts[task.name] = self.distiller.loss(
+                task.name, tensors, outputs, encoded, outputs.get("loss"))
         return outputs
 
     def backward_losses(self, losses: Dict[int, Any]) -> None:
@@ -188,6 +189,7 @@ class FitLoop:
         s = self.state
         paddle.seed(self.strategy.step_seed(self.seed * STEP_SEED_MULTIPLIER + s.global_step))
         losses, outputs = {}, {}
+        self.distill_parts = {}  # this step's tasks only
         for u in self.sampler.next_tasks():
             batch, self.shard_weight = self.strategy.shard(next(self.iterators()[u]))
             unit_out = self.forward_unit(batch, self.units[u])

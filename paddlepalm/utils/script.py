@@ -1,11 +1,13 @@
 """Building blocks of training scripts such as ``examples/*/run.py``: the standard command-line
-options, the optimizer they describe, and the ``--prepare-only`` route (write the files a
-config.yaml reads, then stop).
+options, the optimizer they describe, the ``--prepare-only`` route (write the files a
+config.yaml reads, then stop), and the SNIPS intent + slot tasks of the multi-task examples.
 """
 import argparse
 import os
 import shutil
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+SNIPS_TASKS = ("slot", "intent")  # the first is the main task: it fixes the length of training
 
 
 def add_common_args(parser: argparse.ArgumentParser, dataset: str, output_dir: str, epochs: float,
@@ -99,3 +101,34 @@ def finish_prepare_only(weights: str, dest: str) -> Dict[str, Any]:
     print("prepared %s (encoder: %s). Train with:\n    paddlepalm train %s"
           % (dest, link, os.path.relpath(config)))
     return {"prepared": dest}
+
+
+# ----------------------------------------------------------------------------- SNIPS intent + slot
+def snips_head(task: str, data: Dict[str, Any], hidden_size: int, dropout: float = 0.1, crf: bool = True):
+    """The head of a SNIPS task (``data``: what :func:`~paddlepalm.datasets.prepare_snips` returned):
+    ``slot`` a sequence-labelling head over the slot tags (linear-chain CRF, its transitions at 10x
+    the head learning rate; ``crf=False``: per-word softmax), ``intent`` a classifier over the intents."""
+    import paddlepalm as palm
+
+    if task == "slot":
+        return palm.head.SequenceLabel(len(data["slot_label_map"]), hidden_size, dropout, use_crf=crf, crf_lr=10.0)
+    if task == "intent":
+        return palm.head.Classify(len(data["intent_labels"]), hidden_size, dropout)
+    raise ValueError("unknown SNIPS task %r; expected one of %s" % (task, ", ".join(SNIPS_TASKS)))
+
+
+def snips_shared_input_trainers(data: Dict[str, Any], pretrained: str, hidden_size: int, max_len: int,
+                                batch_size: int, seed: int, dropout: float = 0.1, crf: bool = True,
+                                tasks: Sequence[str] = SNIPS_TASKS) -> Tuple[List[Any], Dict[str, Any]]:
+    """Both SNIPS tasks over one ``joint_label`` reader (:func:`~paddlepalm.datasets.snips_joint_readers`):
+    each task reads its view of the same batches, so the engine runs one encoder pass per batch
+    for both heads (JointBERT-style). Returns ``(trainers, {task: test reader view})``; the
+    trainers have train and dev views and fresh :func:`snips_head` heads, in the order of ``tasks``."""
+    import paddlepalm as palm
+    from paddlepalm.datasets.snips import JOINT_FIELDS, snips_joint_readers
+
+    readers = snips_joint_readers(data, pretrained, max_len, batch_size, seed)
+    heads = {task: snips_head(task, data, hidden_size, dropout, crf) for task in tasks}
+    trainers = [palm.Trainer(task, reader=readers["train"].view(JOINT_FIELDS[task]), head=heads[task],
+                             dev_reader=readers["dev"].view(JOINT_FIELDS[task])) for task in tasks]
+    return trainers, {task: readers["test"].view(JOINT_FIELDS[task]) for task in tasks}
