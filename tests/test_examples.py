@@ -82,7 +82,8 @@ def test_flagship_short_run_writes_results_predictions_and_model(flagship_run):
     assert set(task_metrics(results)) == {"slot", "intent"}
     assert 0.0 <= results["intent"]["accuracy"] <= 1.0 and 0.0 <= results["slot"]["f1"] <= 1.0
     assert results["wall_seconds"] > 0 and results["run"]["steps"] == 20
-    assert sum(results["run"]["task_steps"].values()) == 20
+    assert results["run"]["task_steps"] == {"slot": 20, "intent": 20}  # one shared input: both tasks every step
+    assert results["run"]["settings"]["shared_input"] and results["run"]["settings"]["balancer"] == "uncertainty"
     assert results["run"]["sizes"] == {"train": 200, "dev": 200, "test": 200}
     assert results["run"]["command"].startswith("python examples/multi-task/run.py --max-steps 20")
     for task in ("intent", "slot"):

@@ -3,11 +3,14 @@
 
     python examples/multi-task/run.py                      # the measured run of the README
     python examples/multi-task/run.py --single-task intent # a single-task baseline, same budget
+    python examples/multi-task/run.py --separate-inputs    # PALM 2.x style: two readers, tasks sampled
     python examples/multi-task/run.py --max-steps 20 --limit 200   # a smoke test (seconds)
 
 Steps: find the SNIPS files, convert the real all-MiniLM-L6-v2 weights (once), write the standard
 split (13,084 train / 700 dev / 700 test) as PALM TSV files, train two tasks over one encoder with
-``palm.MultiHeadTrainer``, evaluate on dev during training and on the held-out test split at the
+``palm.MultiHeadTrainer`` -- by default both tasks read one ``joint_label`` file, so every batch
+goes through the encoder once for both heads and uncertainty weighting balances the two losses
+(the best of the methods measured in README.md) -- evaluate on dev during training and on the held-out test split at the
 end, save the model, reload it with ``palm.load`` and predict new text. Everything lands in
 ``--output-dir``: ``results.json``, ``metrics.jsonl`` (for ``paddlepalm report``),
 ``predictions/<task>/predictions.json`` and ``model/``.
@@ -17,9 +20,9 @@ import os
 
 from paddlepalm.datasets import find_snips, prepare_snips, pretrained_dir
 from paddlepalm.utils.results import read_results, training_speed, write_results
-from paddlepalm.utils.script import (SNIPS_TASKS, add_common_args, data_out, default_eval_steps,
-                                     finish_prepare_only, optimizer_from_args, snips_head,
-                                     snips_shared_input_trainers)
+from paddlepalm.utils.script import (SNIPS_TASKS, add_balancing_args, add_common_args, balancer_from_args,
+                                     data_out, default_eval_steps, finish_prepare_only, optimizer_from_args,
+                                     snips_head, snips_shared_input_trainers)
 from paddlepalm.utils.seed import seed_everything
 from paddlepalm.utils.table import format_table
 from paddlepalm.utils.timing import Stopwatch
@@ -44,16 +47,15 @@ def parse_args(argv=None):
                         help="per-word softmax slot head instead of the linear-chain CRF (Viterbi decoding)")
     parser.add_argument("--split-seed", type=int, default=0,
                         help="seed of the standard split (100 test utterances per intent)")
-    parser.add_argument("--shared-input", action="store_true",
-                        help="both tasks read one joint_label file (words, intent, tags): one tokenization and ONE "
-                             "encoder pass per batch for both heads (JointBERT-style); --epochs is then the epochs "
-                             "over the utterances")
-    parser.add_argument("--step-mode", choices=("sampled", "joint"), default="sampled",
-                        help="sampled: one task per step (PALM); joint: both tasks every step")
-    parser.add_argument("--balancer", choices=("fixed", "uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad"),
-                        help="how the two losses combine (docs/balancing.md); default: their sum")
-    parser.add_argument("--diagnostics-steps", type=int, default=50,
-                        help="with --balancer: log the task-gradient cosine and task weights every N steps")
+    inputs = parser.add_mutually_exclusive_group()
+    inputs.add_argument("--shared-input", dest="shared_input", action="store_true", default=True,
+                        help="(the default) both tasks read one joint_label file (words, intent, tags): one "
+                             "tokenization and ONE encoder pass per batch for both heads (JointBERT-style); --epochs "
+                             "is then the epochs over the utterances")
+    inputs.add_argument("--separate-inputs", dest="shared_input", action="store_false", default=argparse.SUPPRESS,
+                        help="PALM 2.x style: one reader per task (intent TSV, slot TSV), one task per step drawn "
+                             "by mix ratio (--intent-mix-ratio); --balancer applies only with --step-mode joint")
+    add_balancing_args(parser, balancer="uncertainty")
     return parser.parse_args(argv)
 
 
@@ -111,13 +113,14 @@ def main(argv=None) -> dict:
     trainers, test_readers = build_trainers(args, data, vocab, backbone.config.hidden_size)
     watch.lap("prepare")
 
+    several_per_step = len(trainers) > 1 and (args.shared_input or args.step_mode == "joint")
     trainer = palm.MultiHeadTrainer(trainers, backbone=backbone, seed=args.seed, step_mode=args.step_mode,
-                                    balancer=args.balancer)
+                                    balancer=balancer_from_args(args) if several_per_step else None)
     trainer.log_path = os.path.join(out, "metrics.jsonl")  # read by `paddlepalm report`
     if os.path.exists(trainer.log_path):
         os.remove(trainer.log_path)
     steps_per_epoch = trainers[0].reader.steps_per_epoch
-    every_step = args.shared_input or args.step_mode == "joint"  # the main task runs at every step
+    every_step = several_per_step or len(trainers) == 1  # the main task runs at every step
     planned = args.max_steps or int(round(args.epochs * steps_per_epoch * (
         1 if every_step else sum(t.mix_ratio for t in trainers) / trainers[0].mix_ratio)))
     summary = trainer.fit(optimizer=optimizer_from_args(args), num_epochs=args.epochs, main_task=trainers[0].name,
