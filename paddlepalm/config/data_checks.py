@@ -27,10 +27,9 @@ def check_task_files(config: Config, s: Dict[str, Any], name: str, reader_cls, p
     """Read the task's files as its reader will; one problem per broken file."""
     import os
 
+    from paddlepalm.config.inputs import shares_input
     from paddlepalm.reader.formats import read_records, resolve_format
     from paddlepalm.utils.init_args import init_params
-
-    from paddlepalm.config.inputs import shares_input
 
     t = s["tasks"][name]
     options = t["reader"]

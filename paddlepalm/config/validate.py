@@ -269,9 +269,8 @@ def _catalog_names() -> List[str]:
 
 
 def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Problem]) -> None:
-    from paddlepalm.head.base import Head
     from paddlepalm.reader.base import Reader
-    from paddlepalm.registry import HEADS, READERS
+    from paddlepalm.registry import READERS
     from paddlepalm.utils.init_args import init_params
 
     t = s["tasks"][name]
@@ -734,9 +733,8 @@ def _resolve_paths(config: Config, s: Dict[str, Any]) -> None:
 
 
 def _fill_implicit(s: Dict[str, Any]) -> None:
-    from paddlepalm.registry import HEADS
-
     from paddlepalm.config.inputs import valid_source
+    from paddlepalm.registry import HEADS
 
     tasks = s["tasks"]
     for t in tasks.values():
