@@ -72,7 +72,13 @@ def build_backbone(settings: Dict[str, Any], checkpoint: Optional[str] = None, p
 
 
 def build_reader(settings: Dict[str, Any], task: str, phase: str, vocab: str, label_vocab=None):
-    """A reader of ``task`` for ``phase`` (without data); ``label_vocab`` fixes its label map."""
+    """A reader of ``task`` for ``phase`` (without data); ``label_vocab`` fixes its label map.
+
+    A reader whose batches feed several tasks (``joint_label``, see ``input_of``) takes the label
+    map of each field from the task whose head reads it; its ``label_vocab`` is then a mapping
+    ``{reader argument: labels}`` (what ``label_args()`` returns and a saved model records).
+    """
+    from paddlepalm.config.inputs import label_maps, shares_input
     from paddlepalm.registry import READERS
 
     t = settings["tasks"][task]
@@ -82,6 +88,10 @@ def build_reader(settings: Dict[str, Any], task: str, phase: str, vocab: str, la
               "seed": settings["seed"], "phase": phase}
     if t["fields"]:
         kwargs["fields"] = t["fields"]
+    if shares_input(cls):
+        given = label_vocab if label_vocab is not None else label_maps(settings["tasks"], task, cls)
+        kwargs.update({k: v for k, v in given.items() if v is not None})
+        return cls(vocab, **_accepted(cls, kwargs), **_options(t["reader"]))
     label_map = label_vocab if label_vocab is not None else t["label_map"]
     if label_map is not None:
         kwargs.update({k: label_map for k in _LABEL_ARGS})
@@ -165,12 +175,15 @@ def build_run(config: Config, mode: str = "train", checkpoint: Optional[str] = N
       still to be loaded by the caller (``run.engine.load_ckpt``).
     * ``predict`` / ``export``: empty predict readers, for the caller to fill.
 
-    Outside training, label maps and inferred head sizes come from the checkpoint.
+    Outside training, label maps and inferred head sizes come from the checkpoint. Tasks over the
+    same inputs (``input_of``) get views of one reader per phase (``reader.for_head(head)``): one
+    tokenization, and in training one encoder pass per batch for all of them.
     """
     import paddle
 
     from paddlepalm.compat.palm2 import MultiHeadTrainer, Trainer
-    from paddlepalm.registry import HEADS
+    from paddlepalm.config.inputs import INPUT_OF, field_of, shares_input, source_of
+    from paddlepalm.registry import HEADS, READERS
 
     if mode not in MODES:
         raise ValueError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
@@ -182,28 +195,43 @@ def build_run(config: Config, mode: str = "train", checkpoint: Optional[str] = N
     if vocab == settings["backbone"]["pretrained"]:
         vocab = pretrained_dir(settings)
     problems: List[Problem] = []
-    readers: Dict[str, Dict[str, Any]] = {}
-    for name, t in settings["tasks"].items():
-        label_vocab = meta.get(name, {}).get("label_vocab")
+    tasks = settings["tasks"]
+    sources: Dict[str, Dict[str, Any]] = {}  # task with a reader -> its readers, by Trainer argument
+    shared: Dict[str, Any] = {}  # such a task -> its reader class, when its batches feed several tasks
+    for name, t in tasks.items():
+        if t[INPUT_OF] is not None:
+            continue  # reads the batches of its source (views below)
+        cls = READERS.get(t["reader"]["type"])
+        if shares_input(cls):
+            shared[name] = cls
         if mode == "train":
             train = build_reader(settings, name, "train", vocab).load_data(
                 t["train"], t["batch_size"], file_format=t["file_format"])
-            label_vocab = train.label_vocab()
-            readers[name] = {"reader": train}
+            label_vocab = train.label_args() if name in shared else train.label_vocab()
+            sources[name] = {"reader": train}
         else:
-            readers[name] = {"predict_reader": build_reader(settings, name, "predict", vocab, label_vocab)}
+            label_vocab = _saved_labels(meta, tasks, name, name in shared)
+            sources[name] = {"predict_reader": build_reader(settings, name, "predict", vocab, label_vocab)}
         eval_file = t["dev"] if mode == "train" else t[split] if mode == "evaluate" else None
         if eval_file:
-            readers[name]["dev_reader"] = build_reader(settings, name, "dev", vocab, label_vocab).load_data(
+            sources[name]["dev_reader"] = build_reader(settings, name, "dev", vocab, label_vocab).load_data(
                 eval_file, t["batch_size"], file_format=t["file_format"])
 
+    def readers_of(name: str, head=None) -> Dict[str, Any]:
+        """The task's readers: its own, or its view of the shared ones (by head, else by field)."""
+        source = source_of(tasks, name)
+        if source not in shared:
+            return sources[source]
+        field = field_of(tasks, name, shared[source])
+        return {k: r.for_head(head) if head is not None else r.view(field) for k, r in sources[source].items()}
+
     heads: Dict[str, Any] = {}
-    for name, t in settings["tasks"].items():
+    for name, t in tasks.items():
         if t["reuse_head_with"] is not None:
             continue
         head_cls = HEADS.get(t["head"]["type"])
         options = _options(t["head"])
-        reader = readers[name].get("reader")
+        reader = readers_of(name).get("reader")
         _check_head_size(config, name, options, reader, problems)
         known = meta.get(name, {}).get("head", {}).get("args")
         t["head"].update(infer_head_args(head_cls, options, reader, backbone, known))
@@ -216,8 +244,8 @@ def build_run(config: Config, mode: str = "train", checkpoint: Optional[str] = N
 
     built = [Trainer(name, mix_ratio=t["mix_ratio"], reuse_head_with=t["reuse_head_with"],
                      head=heads.get(t["reuse_head_with"] or name), loss_weight=t["loss_weight"], is_aux=t["aux"],
-                     **readers[name])
-             for name, t in settings["tasks"].items()]
+                     **readers_of(name, heads.get(t["reuse_head_with"] or name)))
+             for name, t in tasks.items()]
     engine = MultiHeadTrainer(built, backbone=backbone, main_task=settings["main_task"],
                               sampling=settings["sampling"]["strategy"],
                               temperature=settings["sampling"]["temperature"], seed=settings["seed"],
@@ -229,6 +257,20 @@ def build_run(config: Config, mode: str = "train", checkpoint: Optional[str] = N
     optimizer = build_optimizer(settings) if mode == "train" else None
     callbacks = build_callbacks(config, settings) if mode == "train" else []
     return Run(settings, backbone, built, engine, optimizer, objective, checkpoint, vocab, callbacks)
+
+
+def _saved_labels(meta: Dict[str, Any], tasks: Dict[str, Any], name: str, shared: bool):
+    """The label names a checkpoint recorded for the reader of ``name``: its ``label_vocab``, or
+    for a reader shared by several tasks every label map (``label_args``) of any of them."""
+    if not shared:
+        return meta.get(name, {}).get("label_vocab")
+    from paddlepalm.config.inputs import members
+
+    for member in members(tasks, name):
+        args = meta.get(member, {}).get("reader", {}).get("label_args")
+        if args is not None:
+            return args
+    return None
 
 
 def build_balancer(config: Config, settings: Dict[str, Any]):

@@ -4,7 +4,9 @@
   arrays) is read in full, the way training will read it: the declared ``file_format`` against the
   content, the columns against the reader's inputs and ``fields``, column counts, nulls, UTF-8;
 * its labels against the ``label_map`` (or, without one, against the labels of the training file),
-  and labels that differ only in case or whitespace;
+  and labels that differ only in case or whitespace; a file read by several tasks (``input_of``,
+  ``joint_label``) is read once, its sentence labels and its tags each against the ``label_map`` of
+  the task whose head reads them;
 * ``max_len`` against the positions the encoder has (``max_position_embeddings``).
 
 Each problem is reported at the config key that names the file (``tasks.<name>.train``), with the
@@ -25,11 +27,15 @@ def check_task_files(config: Config, s: Dict[str, Any], name: str, reader_cls, p
     """Read the task's files as its reader will; one problem per broken file."""
     import os
 
+    from paddlepalm.config.inputs import shares_input
     from paddlepalm.reader.formats import read_records, resolve_format
     from paddlepalm.utils.init_args import init_params
 
     t = s["tasks"][name]
     options = t["reader"]
+    if shares_input(reader_cls):
+        _check_shared_files(config, s, name, reader_cls, problems)
+        return
     labelled = "label" in reader_cls.required_fields and "label_map" in init_params(reader_cls)
     tagged = "label_map_config" in init_params(reader_cls) and hasattr(reader_cls, "tags_field")
     label_map = _label_map(config, t, name, options, problems) if labelled or tagged else None
@@ -56,6 +62,53 @@ def check_task_files(config: Config, s: Dict[str, Any], name: str, reader_cls, p
                 _check_tags(examples, label_map, reader_cls.tags_field, options)
         except DataError as e:
             problems.append(config.problem(("tasks", name, split), str(e)))
+
+
+def _check_shared_files(config: Config, s: Dict[str, Any], name: str, reader_cls, problems: List[Problem]) -> None:
+    """The files of a reader whose batches feed several tasks (``joint_label``), read once: the
+    sentence labels against the ``label_map`` of the task whose head reads ``label``, the tags
+    against that of the task whose head reads ``word_labels`` (without one: against the training
+    file's labels, and one tag per word)."""
+    import os
+
+    from paddlepalm.config.inputs import field_of, members
+    from paddlepalm.reader.formats import read_records, resolve_format
+    from paddlepalm.reader.joint_label import SENTENCE_FIELD, TAGS_FIELD
+
+    tasks = s["tasks"]
+    t = tasks[name]
+    options = t["reader"]
+    readers_of = {field_of(tasks, member, reader_cls): member for member in members(tasks, name)}
+    maps = {}
+    for field in reader_cls.label_map_args:
+        member = readers_of.get(field)
+        maps[field] = _label_map(config, tasks[member], member, options, problems) if member else None
+    if any(m is False for m in maps.values()):
+        return
+    label_map, tag_map = maps.get(SENTENCE_FIELD), maps.get(TAGS_FIELD)
+    for split in SPLITS:
+        path = t[split]
+        if path is None or not os.path.isfile(path):
+            continue
+        fmt = reader_cls.record_format(path, resolve_format(path, t["file_format"]))
+        if fmt is None:
+            continue
+        required = list(reader_cls.required_fields)
+        used = required + list(getattr(reader_cls, "optional_fields", ())) + list(t["fields"] or {})
+        reader = None  # the task whose labels are being checked
+        try:
+            records = read_records(path, fmt, required, t["fields"], options.get("header", True),
+                                   list(dict.fromkeys(used)))
+            examples = [dict(record, _file=path, _line=line) for line, record in records]
+            reader = readers_of.get(SENTENCE_FIELD)
+            label_map = _check_labels(examples, label_map, options, split)
+            if split == "train" and label_map is None and reader:
+                _check_integer_labels(config, tasks[reader], reader, examples, path, problems)
+            reader = readers_of.get(TAGS_FIELD)
+            _check_tags(examples, tag_map, reader_cls.tags_field, options)
+        except DataError as e:
+            hint = "; task %r reads this field (input_of: %s)" % (reader, name) if reader not in (None, name) else ""
+            problems.append(config.problem(("tasks", name, split), str(e) + hint))
 
 
 def _label_map(config: Config, t: Dict[str, Any], name: str, options: Dict[str, Any],
@@ -178,8 +231,9 @@ def check_max_len(config: Config, s: Dict[str, Any], problems: List[Problem]) ->
         key = ("tasks", name, "max_len") if config.get(("tasks", name, "max_len")) is not None else \
             ("max_len",) if explicit_top else None
         if key is None:
-            logger.info("task %s: max_len lowered from the default %d to %d, the encoder's positions",
-                        name, t["max_len"], limit)
+            if t.get("input_of") is None:  # a task reading another's batches has that task's max_len
+                logger.info("task %s: max_len lowered from the default %d to %d, the encoder's positions",
+                            name, t["max_len"], limit)
             t["max_len"] = limit
         elif key not in reported:
             reported.add(key)

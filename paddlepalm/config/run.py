@@ -125,7 +125,8 @@ def run_evaluate(config: Config, checkpoint: str, split: str = "dev", output_dir
 
 def run_predict(config: Config, checkpoint: str, input_file: str, output_file: str,
                 task: Optional[str] = None) -> Dict[str, float]:
-    """Predict ``input_file`` (read like the task's files) with ``task`` (default: the main task).
+    """Predict ``input_file`` (read like the task's files; with ``input_of``, like the files of the
+    task it reads from) with ``task`` (default: the main task).
 
     Writes the head's predictions (JSON lines) to ``output_file``; returns metrics when the input
     has gold labels, else ``{}``.
@@ -137,7 +138,9 @@ def run_predict(config: Config, checkpoint: str, input_file: str, output_file: s
                            config.source)
     run = _loaded(config, checkpoint, "predict")
     trainer = run.trainer(name)
-    t = s["tasks"][name]
+    from paddlepalm.config.inputs import source_of
+
+    t = s["tasks"][source_of(s["tasks"], name)]  # a task with input_of reads files like its source's
     reader = trainer.predict_reader.load_data(input_file, t["batch_size"], file_format=t["file_format"])
     with tempfile.TemporaryDirectory() as tmp:
         metrics = run.engine.predict_task(trainer, reader, tmp)

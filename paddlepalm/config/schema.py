@@ -37,6 +37,7 @@ class Key:
     path: bool = False  # a file or folder, relative to the config file's folder
     extra_options: bool = False  # a section that also takes its component's constructor options
     null_ok: bool = False  # `null` is a meaningful value although the default is not null
+    unless: Optional[str] = None  # a required key that may be left out when this sibling key is given
 
     @property
     def nullable(self) -> bool:
@@ -77,21 +78,30 @@ TOKENIZER = Key("tokenizer", "The tokenizer shared by every task.", kind=SECTION
 ))
 
 TASK_KEYS = (
-    Key("reader", "Reader: a registered name (`classify`, `sequence_label`, `match`, `mrc`, `mask_lm`) or "
+    Key("reader", "Reader: a registered name (`classify`, `sequence_label`, `match`, `mrc`, `mask_lm`, "
+        "`joint_label`: a sentence label and word tags per line, for two tasks, see `input_of`) or "
         "a dotted path `pkg.module:Class`, or a mapping `{type: <name>, <option>: <value>, ...}` whose "
         "options go to the reader's constructor (e.g. `token_sep`, `doc_stride`, `mask_prob`, "
         "`multi_label`, `learning_strategy`, `truncation`, `bucket_by_length`; `header: false` for TSV/CSV "
         "files without a header line; `label_normalize: strip` or `lower` to merge labels that differ only "
         "in whitespace or case, otherwise an error). A reader in a module file next to the config: "
         "`{type: my_readers.py:MyReader}` (the path is relative to the config's folder); see "
-        "docs/custom_reader.md.",
-        kind=COMPONENT, required=True),
+        "docs/custom_reader.md. A task with `input_of` has none.",
+        kind=COMPONENT, required=True, unless="input_of"),
     Key("head", "Head: a name, a dotted path, or `{type: <name>, <option>: <value>, ...}`. Default: the "
         "head registered under the reader's name. `num_classes` (from the label map, or the largest "
         "integer label + 1), `input_dim` (the backbone's hidden size), `vocab_size` (the tokenizer's) "
         "and any option the train reader also has (e.g. `max_query_len`, `multi_label`, "
         "`learning_strategy`) are inferred when not given.", kind=COMPONENT),
-    _v("train", "str", "Training file.", required=True, path=True),
+    _v("input_of", "str", "Read the batches of this other task: the same examples, tokenized once, one "
+       "encoder pass per batch for both tasks (docs/balancing.md, \"Tasks over the same inputs\"). That "
+       "task's reader must feed several heads (`joint_label`: its batches carry the sentence `label`, "
+       "which a `classify` head reads, and the `word_labels`, which a `sequence_label` head reads); each "
+       "task gets the part its `head` reads, and no two tasks may read the same one. This task gives no "
+       "`reader`, `train`, `dev`, `test`, `file_format`, `fields`, `batch_size`, `max_len` or `mix_ratio`: "
+       "they are the other task's (the two run together). Its `label_map` is the map of the labels its "
+       "head predicts (as the other task's is of its own)."),
+    _v("train", "str", "Training file.", required=True, path=True, unless="input_of"),
     _v("dev", "str", "Development file, evaluated every `eval_steps` and at the end.", path=True),
     _v("test", "str", "Test file (`paddlepalm evaluate --split test`).", path=True),
     _v("file_format", "str", "`tsv` (PALM), `csv`, `jsonl` (one JSON object per line), `json` (a JSON array "
@@ -101,8 +111,11 @@ TASK_KEYS = (
        "`{text_a: question, text_b: passage, label: is_duplicate}`, or a column number from 1 (`{text_a: 2, "
        "label: 1}`, e.g. with the reader option `header: false`); other columns keep their names."),
     _v("label_map", "str|list|mapping", "Label names in id order (list), `{name: id}`, or a JSON file of "
-       "either. Default: built from the training file (PALM integer labels need none).", path=True),
-    _v("mix_ratio", "float", "Sampling weight of this task (`sampling.strategy: mix_ratio`).", 1.0, minimum=0),
+       "either. Default: built from the training file (PALM integer labels need none). Over a `joint_label` "
+       "reader, the map of the labels this task's head predicts: the sentence labels (`classify` head) or "
+       "the tags (`sequence_label` head), whichever task declares the reader.", path=True),
+    _v("mix_ratio", "float", "Sampling weight of this task (`sampling.strategy: mix_ratio`). A task with "
+       "`input_of` runs whenever the task it reads from does, at that task's weight.", 1.0, minimum=0),
     _v("loss_weight", "float", "Multiplier of this task's loss.", 1.0, minimum=0),
     _v("batch_size", "int", "Batch size of this task. Default: the top-level `batch_size`.", minimum=1),
     _v("max_len", "int", "Maximum sequence length of this task. Default: the top-level `max_len`.",
@@ -404,7 +417,7 @@ def _number(x) -> str:
 
 def _default_text(key: Key) -> str:
     if key.required:
-        return "**required**"
+        return "**required**" + (" unless `%s`" % key.unless if key.unless else "")
     if key.kind != VALUE:
         return ""
     if key.default is None:

@@ -17,6 +17,7 @@ READER_ARGS_SET_ELSEWHERE = {
     "vocab_path": "tokenizer.vocab", "tokenizer": "tokenizer.type", "do_lower_case": "tokenizer.do_lower_case",
     "max_len": "tasks.<name>.max_len", "fields": "tasks.<name>.fields", "label_map": "tasks.<name>.label_map",
     "label_map_config": "tasks.<name>.label_map", "seed": "seed", "phase": "the command",
+    "tag_map": "tasks.<name>.label_map of the task whose head reads the tags",
 }
 HEAD_ARGS_SET_ELSEWHERE = {"phase": "the command"}
 OPTIMIZER_ARGS_SET_ELSEWHERE = {"loss_var": "nothing (unused)", "lr_schedualer": "schedule",
@@ -90,7 +91,7 @@ class _Structure:
             if ok:
                 clean[name] = checked
         for child in key.keys:
-            if child.required and child.name not in value:
+            if child.required and child.name not in value and not (child.unless and value.get(child.unless)):
                 self.report(path, "missing required key %r (%s)" % (child.name, child.doc.split(".")[0]))
         return clean
 
@@ -268,13 +269,15 @@ def _catalog_names() -> List[str]:
 
 
 def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Problem]) -> None:
-    from paddlepalm.head.base import Head
     from paddlepalm.reader.base import Reader
-    from paddlepalm.registry import HEADS, READERS
+    from paddlepalm.registry import READERS
     from paddlepalm.utils.init_args import init_params
 
     t = s["tasks"][name]
     path = ("tasks", name)
+    if t["input_of"] is not None:
+        _check_reading_task(config, s, name, problems)
+        return
     reader_cls, error = _lookup(READERS, t["reader"]["type"]) if t["reader"] else (None, None)
     if error:
         problems.append(config.problem(_component_path(config, path + ("reader",)), error))
@@ -304,16 +307,7 @@ def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Pro
             not any(p in init_params(reader_cls) for p in LABEL_MAP_ARGS):
         problems.append(config.problem(path + ("label_map",), "%s takes no label map" % reader_cls.__name__))
 
-    owner = t["reuse_head_with"]
-    if owner is not None:
-        if owner not in s["tasks"] or owner == name:
-            problems.append(config.problem(path + ("reuse_head_with",), "%r is not another task%s"
-                                           % (owner, _suggest(owner, [n for n in s["tasks"] if n != name]))))
-        elif s["tasks"][owner]["reuse_head_with"] is not None:
-            problems.append(config.problem(path + ("reuse_head_with",), "task %r itself reuses the head of %r; "
-                                           "name that task instead" % (owner, s["tasks"][owner]["reuse_head_with"])))
-        if config.get(path + ("head",)) is not None:
-            problems.append(config.problem(path + ("head",), "give 'head' or 'reuse_head_with', not both"))
+    if _check_reused_head(config, s, name, problems):
         return
     if t["head"] is None:
         if reader_cls is None:
@@ -321,6 +315,128 @@ def _check_task(config: Config, s: Dict[str, Any], name: str, problems: List[Pro
         problems.append(config.problem(path, "missing key 'head': no head is registered under the reader's "
                                              "name %r" % t["reader"]["type"]))
         return
+    _check_head(config, s, name, problems)
+
+
+def _check_reused_head(config: Config, s: Dict[str, Any], name: str, problems: List[Problem]) -> bool:
+    """``reuse_head_with``: another task, which has its own head. True when the task reuses one."""
+    path = ("tasks", name)
+    owner = s["tasks"][name]["reuse_head_with"]
+    if owner is None:
+        return False
+    if owner not in s["tasks"] or owner == name:
+        problems.append(config.problem(path + ("reuse_head_with",), "%r is not another task%s"
+                                       % (owner, _suggest(owner, [n for n in s["tasks"] if n != name]))))
+    elif s["tasks"][owner]["reuse_head_with"] is not None:
+        problems.append(config.problem(path + ("reuse_head_with",), "task %r itself reuses the head of %r; "
+                                       "name that task instead" % (owner, s["tasks"][owner]["reuse_head_with"])))
+    if config.get(path + ("head",)) is not None:
+        problems.append(config.problem(path + ("head",), "give 'head' or 'reuse_head_with', not both"))
+    return True
+
+
+def _check_reading_task(config: Config, s: Dict[str, Any], name: str, problems: List[Problem]) -> None:
+    """A task with ``input_of``: its label map and head (the reader, files and how they fit
+    together are checked by :func:`_check_shared_inputs`)."""
+    t = s["tasks"][name]
+    path = ("tasks", name)
+    if isinstance(t["label_map"], str) and not os.path.isfile(t["label_map"]):
+        problems.append(config.problem(path + ("label_map",), "file not found: %s" % t["label_map"]))
+    if _check_reused_head(config, s, name, problems):
+        return
+    if t["head"] is None:
+        problems.append(config.problem(path, "missing key 'head': a task with input_of needs the head that reads "
+                                             "its part of the batches (e.g. classify for the sentence label, "
+                                             "sequence_label for the tags)"))
+        return
+    _check_head(config, s, name, problems)
+
+
+def _check_shared_inputs(config: Config, s: Dict[str, Any], problems: List[Problem]) -> None:
+    """``input_of``: a declared other task with its own reader and files, whose reader feeds
+    several heads; no keys of that task repeated here; each task's head reads a field of the
+    shared batches that no other task of the group reads."""
+    from paddlepalm.config.inputs import INPUT_OF, SOURCE_KEYS, head_class, head_fields, members, shares_input
+    from paddlepalm.registry import READERS
+
+    tasks = s["tasks"]
+    for name, t in tasks.items():
+        other = t[INPUT_OF]
+        if other is None:
+            continue
+        path = ("tasks", name)
+        for key in SOURCE_KEYS:
+            if config.get(path + (key,)) is not None:
+                why = ("the two tasks run together, one batch and one encoder pass" if key == "mix_ratio"
+                       else "this task reads that task's batches")
+                problems.append(config.problem(path + (key,), "comes from task %r (input_of), not here: %s"
+                                               % (other, why)))
+        where = path + (INPUT_OF,)
+        if other == name:
+            problems.append(config.problem(where, "a task cannot read its own batches: name the task whose reader "
+                                                  "and files this one shares"))
+            continue
+        if other not in tasks:
+            problems.append(config.problem(where, "%r is not a declared task%s"
+                                           % (other, _suggest(other, [n for n in tasks if n != name]))))
+            continue
+        if tasks[other][INPUT_OF] is not None:
+            chain, following = [name], other
+            while following in tasks and following not in chain:
+                chain.append(following)
+                following = tasks[following][INPUT_OF]
+            if following == name:
+                problems.append(config.problem(where, "input_of goes round in a cycle: %s: one of these tasks must "
+                                                      "have the reader and files"
+                                               % " -> ".join(chain + [name])))
+            else:
+                problems.append(config.problem(where, "task %r itself reads the batches of %r (input_of does not "
+                                                      "chain): name the task that has the reader and files"
+                                               % (other, tasks[other][INPUT_OF])))
+            continue
+        spec = tasks[other]["reader"]
+        reader_cls, error = _lookup(READERS, spec["type"]) if spec else (None, None)
+        if reader_cls is not None and not error and not shares_input(reader_cls):
+            problems.append(config.problem(where, "task %r reads with %r, whose batches feed one head; input_of needs "
+                                                  "a reader whose batches carry several tasks' labels (joint_label)"
+                                           % (other, spec["type"])))
+    for source, t in tasks.items():
+        if t[INPUT_OF] is not None or not t["reader"]:
+            continue
+        reader_cls, error = _lookup(READERS, t["reader"]["type"])
+        if error or not shares_input(reader_cls):
+            continue
+        fields = reader_cls.label_map_args
+        read_by: Dict[str, str] = {}
+        for name in members(tasks, source):
+            head_cls = head_class(tasks, name)
+            if head_cls is None:
+                continue  # no head, or an unknown one: reported with the task
+            path = ("tasks", name)
+            where = path + ("reuse_head_with",) if tasks[name]["reuse_head_with"] is not None else \
+                _component_path(config, path + ("head",)) if config.get(path + ("head",)) is not None else path
+            reads = head_fields(head_cls, reader_cls)
+            if len(reads) != 1:
+                problems.append(config.problem(where, "%s reads the label field(s) %s; the batches of a %s reader "
+                                                      "carry %s, each read by one task's head (e.g. a classify "
+                                                      "head reads 'label', a sequence_label head 'word_labels')"
+                                               % (head_cls.__name__,
+                                                  ", ".join(map(repr, getattr(head_cls, "label_fields", ()))),
+                                                  t["reader"]["type"], " and ".join(map(repr, fields)))))
+            elif reads[0] in read_by:
+                problems.append(config.problem(where, "reads %r of the shared batches, as task %r does: each label "
+                                                      "field feeds one task" % (reads[0], read_by[reads[0]])))
+            else:
+                read_by[reads[0]] = name
+
+
+def _check_head(config: Config, s: Dict[str, Any], name: str, problems: List[Problem]) -> None:
+    """The task's own head: registered, a Head, its options, ``num_classes`` against the label map."""
+    from paddlepalm.head.base import Head
+    from paddlepalm.registry import HEADS
+
+    t = s["tasks"][name]
+    path = ("tasks", name)
     head_cls, error = _lookup(HEADS, t["head"]["type"])
     if error:
         problems.append(config.problem(_component_path(config, path + ("head",)), error))
@@ -374,7 +490,9 @@ def _check_metric(config: Config, s: Dict[str, Any], task: str, metric: str, pat
     cls, error = _lookup(HEADS, head["type"])
     if error or not (isinstance(cls, type) and issubclass(cls, Head)):
         return  # reported with the task
-    reader = s["tasks"][task]["reader"] or {}
+    from paddlepalm.config.inputs import source_of
+
+    reader = s["tasks"][source_of(s["tasks"], task)]["reader"] or {}
     if any(head.get(k) or reader.get(k) for k in METRIC_OPTIONS):
         return
     names = tuple(getattr(cls, "metric_names", ()) or ())
@@ -385,6 +503,7 @@ def _check_metric(config: Config, s: Dict[str, Any], task: str, metric: str, pat
 
 
 def _check_training(config: Config, s: Dict[str, Any], problems: List[Problem]) -> None:
+    from paddlepalm.config.inputs import source_of, valid_source
     from paddlepalm.registry import OPTIMIZERS, SCHEDULERS
 
     tasks = s["tasks"]
@@ -421,8 +540,12 @@ def _check_training(config: Config, s: Dict[str, Any], problems: List[Problem]) 
             elif task not in tasks:
                 problems.append(config.problem(path, "%r is not a declared task%s"
                                                % (task, _suggest(task, list(tasks)))))
-            elif tasks[task]["dev"] is None:
-                problems.append(config.problem(path, "task %r has no 'dev' file to evaluate" % task))
+            elif valid_source(tasks, task) is None:
+                pass  # its input_of is reported with the task
+            elif tasks[source_of(tasks, task)]["dev"] is None:
+                source = source_of(tasks, task)
+                problems.append(config.problem(path, "task %r has no 'dev' file to evaluate%s" % (
+                    task, "" if source == task else " (it reads the files of task %r, input_of)" % source)))
             else:
                 _check_metric(config, s, task, metric, path, problems)
             if not _is(weight, "float"):
@@ -610,12 +733,20 @@ def _resolve_paths(config: Config, s: Dict[str, Any]) -> None:
 
 
 def _fill_implicit(s: Dict[str, Any]) -> None:
+    from paddlepalm.config.inputs import valid_source
     from paddlepalm.registry import HEADS
 
-    for t in s["tasks"].values():
+    tasks = s["tasks"]
+    for t in tasks.values():
         for k in ("batch_size", "max_len"):
             if t[k] is None:
                 t[k] = s[k]
+    for name, t in tasks.items():  # a task reading another's batches: that task's sizes and weight
+        source = valid_source(tasks, name)
+        if source not in (None, name):
+            for k in ("batch_size", "max_len", "mix_ratio"):
+                t[k] = tasks[source][k]
+    for t in tasks.values():
         if t["head"] is None and t["reuse_head_with"] is None and t["reader"] and t["reader"]["type"] in HEADS:
             t["head"] = {"type": t["reader"]["type"]}
     if s["main_task"] is None:
@@ -651,6 +782,7 @@ def check(config: Config) -> Tuple[List[Problem], Dict[str, Any]]:
         check_max_len(config, s, problems)
     for name in s["tasks"]:
         _check_task(config, s, name, problems)
+    _check_shared_inputs(config, s, problems)
     _check_training(config, s, problems)
     _check_distill(config, s, problems)
     return problems, s

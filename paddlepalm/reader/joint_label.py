@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 from paddlepalm.errors import DataError
 from paddlepalm.reader.base import Example, Reader
 from paddlepalm.reader.classify import ClassifyReader
+from paddlepalm.reader.formats import FORMATS
 from paddlepalm.reader.labels import LabelMapLike
 from paddlepalm.reader.sequence_label import SequenceLabelReader
 
@@ -39,6 +40,8 @@ class JointLabelReader(SequenceLabelReader):
     required_fields = ("text_a", "label", "tags")
     predict_optional_fields = ("label", "tags")
     tags_field = "tags"
+    # batch field -> the constructor argument holding its label map (what a config's tasks map onto)
+    label_map_args = {SENTENCE_FIELD: "label_map", TAGS_FIELD: "tag_map"}
 
     def __init__(self, vocab_path=None, max_len: int = 128, label_map: LabelMapLike = None,
                  tag_map: LabelMapLike = None, tokenizer="wordpiece", lang: str = "en",
@@ -57,6 +60,12 @@ class JointLabelReader(SequenceLabelReader):
             raise DataError("joint_label files need a sentence label column: use TSV, CSV or JSON lines "
                             "with text_a, label and tags", path=input_file)
         return [self._with_words(e) for e in Reader.read_examples(self, input_file, file_format)]
+
+    @classmethod
+    def record_format(cls, input_file: str, file_format: str) -> Optional[str]:
+        """Records as every reader reads them (``paddlepalm check`` reads them before training)."""
+        own = cls.read_examples is JointLabelReader.read_examples  # a subclass may read its own way
+        return file_format if own and file_format in FORMATS else None
 
     def prepare(self, examples: List[Example]) -> None:
         super().prepare(examples)
@@ -115,7 +124,7 @@ class JointLabelReader(SequenceLabelReader):
     def label_args(self) -> Dict[str, Optional[List[str]]]:
         """Constructor arguments that rebuild both label maps (what a saved model records)."""
         vocabs = self.label_vocabs()
-        return {"label_map": vocabs[SENTENCE_FIELD], "tag_map": vocabs[TAGS_FIELD]}
+        return {arg: vocabs[field] for field, arg in self.label_map_args.items()}
 
 
 class LabelView:
