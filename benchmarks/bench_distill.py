@@ -38,13 +38,10 @@ def build(args, work):
     import paddle
     from paddlepalm.distill import Teacher, build_heads, student_from_teacher
     from paddlepalm.model import save_model
-    from paddlepalm.reader.snips import intent_label_list, load_snips, write_palm_tsv
     from types import SimpleNamespace
 
-    splits = load_snips(args.data_dir)
-    labels = intent_label_list(splits["train"])
-    tsv = os.path.join(work, "test.tsv")
-    write_palm_tsv(splits["test"], intent_path=tsv, intent_labels=labels)
+    paths, labels, _, _ = common.snips_intent_tsvs(args.data_dir, work)
+    tsv = paths["test_tsv"]
     paddle.seed(0)
     backbone = palm.backbone.BERT.from_pretrained(args.model_dir)
     reader = palm.reader.ClassifyReader(args.model_dir, args.max_len, phase="test")

@@ -45,13 +45,8 @@ def build(args, work):
     import paddlepalm as palm  # first: MKL_DEBUG_CPU_TYPE on AMD before paddle loads
     import paddle
     from paddlepalm.export import export_model
-    from paddlepalm.reader.snips import intent_label_list, load_snips, write_palm_tsv
-
-    splits = load_snips(args.data_dir)
-    labels = intent_label_list(splits["train"])
-    tsv, train_tsv = os.path.join(work, "test.tsv"), os.path.join(work, "train.tsv")
-    write_palm_tsv(splits["test"], intent_path=tsv, intent_labels=labels)
-    write_palm_tsv(splits["train"], intent_path=train_tsv, intent_labels=labels)
+    paths, labels, _, _ = common.snips_intent_tsvs(args.data_dir, work)
+    tsv, train_tsv = paths["test_tsv"], paths["train_tsv"]
     paddle.seed(0)
     backbone = palm.backbone.BERT.from_pretrained(args.model_dir)
     head = palm.head.Classify(len(labels), backbone.config.hidden_size, dropout_prob=0.1)

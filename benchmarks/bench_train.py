@@ -24,7 +24,6 @@ is ``ratio wall paddlepalm/hf: 1 thread X.XX, 2 threads Y.YY`` (median paired e2
 import argparse
 import json
 import os
-import random
 import sys
 import tempfile
 import time
@@ -95,21 +94,6 @@ def paddle_side(cfg):
 
 
 # ----------------------------------------------------------------------------- the parent
-def prepare_data(data_dir, out_dir, limit, seed):
-    from paddlepalm.reader.snips import intent_label_list, load_snips, write_palm_tsv  # no paddle import
-
-    splits = load_snips(data_dir, seed=seed)
-    labels = intent_label_list(splits["train"])
-    train = splits["train"]
-    if limit and limit < len(train):
-        rng = random.Random(seed)
-        train = [train[i] for i in sorted(rng.sample(range(len(train)), limit))]
-    paths = {"train_tsv": os.path.join(out_dir, "train.tsv"), "test_tsv": os.path.join(out_dir, "test.tsv")}
-    write_palm_tsv(train, intent_path=paths["train_tsv"], intent_labels=labels)
-    write_palm_tsv(splits["test"], intent_path=paths["test_tsv"], intent_labels=labels)
-    return paths, labels, len(train), len(splits["test"])
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -161,7 +145,7 @@ def main(argv=None):
     model_dir = args.model_dir or common.minilm_dir()
     sys.path.insert(0, ROOT)
     work = tempfile.mkdtemp(prefix="bench_train_")
-    paths, labels, n_train, n_test = prepare_data(data_dir, work, limit, args.seed)
+    paths, labels, n_train, n_test = common.snips_intent_tsvs(data_dir, work, limit, args.seed)
     cfg = dict(paths, model_dir=model_dir, num_classes=len(labels), batch_size=args.batch_size,
                eval_batch_size=args.eval_batch_size, max_len=args.max_len, lr=args.lr, warmup=args.warmup,
                weight_decay=args.weight_decay, dropout=args.dropout, epochs=args.epochs, max_steps=args.max_steps,

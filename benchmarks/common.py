@@ -199,6 +199,26 @@ THREADS_HELP = ("comma list of OMP/MKL thread counts, the same for every side; e
                 "physical cores this process may use)")
 
 
+def snips_intent_tsvs(data_dir: str, out_dir: str, limit: Optional[int] = None, seed: int = 0):
+    """The SNIPS intent task as PALM TSV files (``label<TAB>text_a``) in ``out_dir``: the standard
+    split's train (at most ``limit`` utterances, a seeded sample) and test. Imports no paddle.
+    Returns ``({"train_tsv", "test_tsv"}, intent labels, train size, test size)``."""
+    import random
+
+    from paddlepalm.reader.snips import intent_label_list, load_snips, write_palm_tsv
+
+    splits = load_snips(data_dir, seed=seed)
+    labels = intent_label_list(splits["train"])
+    train = splits["train"]
+    if limit and limit < len(train):
+        rng = random.Random(seed)
+        train = [train[i] for i in sorted(rng.sample(range(len(train)), limit))]
+    paths = {"train_tsv": os.path.join(out_dir, "train.tsv"), "test_tsv": os.path.join(out_dir, "test.tsv")}
+    write_palm_tsv(train, intent_path=paths["train_tsv"], intent_labels=labels)
+    write_palm_tsv(splits["test"], intent_path=paths["test_tsv"], intent_labels=labels)
+    return paths, labels, len(train), len(splits["test"])
+
+
 def thread_env(threads: int) -> Dict[str, str]:
     """The same OpenMP/MKL thread count for every side (and paddlepalm's own setting, which would
     otherwise win over OMP/MKL when the shell exports it)."""
