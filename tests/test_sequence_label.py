@@ -225,6 +225,19 @@ def test_crf_matches_brute_force():
     assert viterbi_decode(emissions, lengths, *params) == decoded
 
 
+def test_viterbi_rows_in_any_length_order_match_brute_force():
+    # the decoder visits rows longest first: unsorted lengths, repeats and padding past the longest
+    rng = np.random.default_rng(1)
+    emissions = rng.normal(size=(6, 6, 3))
+    transitions, start, end = rng.normal(size=(3, 3)), rng.normal(size=3), rng.normal(size=3)
+    lengths = np.array([2, 5, 1, 5, 3, 4])
+    decoded = viterbi_decode(emissions, lengths, transitions, start, end)
+    for b, n in enumerate(lengths):
+        assert decoded[b] == _brute_force(emissions[b], np.zeros(6, int), n, transitions, start, end)[1]
+    one_word = int(np.argmax(start + emissions[0, 0] + end))
+    assert viterbi_decode(emissions[:1], [1], transitions, start, end) == [[one_word]]
+
+
 def test_palm_learning_rate_is_the_crf_multiplier():
     positional = palm.head.SequenceLabel(3, 32, 0.0, 1e-3, 0.02, True)
     assert positional.crf.transitions.optimize_attr["learning_rate"] == 1e-3

@@ -84,22 +84,45 @@ class LinearChainCRF(nn.Layer):
 
 def viterbi_decode(emissions: np.ndarray, lengths: np.ndarray, transitions: np.ndarray,
                    start: np.ndarray, end: np.ndarray) -> List[List[int]]:
-    """Highest-scoring tag paths for emissions ``[B, W, C]`` and row lengths ``[B]`` (>= 1)."""
+    """Highest-scoring tag paths for emissions ``[B, W, C]`` and row lengths ``[B]`` (>= 1).
+
+    Scores are float64. Rows are visited longest first, so at step ``t`` the rows still running
+    are a prefix and the finished ones cost nothing; the candidate scores are laid out
+    ``[rows, to, from]`` so the reduction runs over contiguous memory, and each step takes one
+    ``argmax`` (the maximum is read at it). Ties go to the lowest previous tag.
+    """
     emissions = np.asarray(emissions, dtype=np.float64)
     batch, width, num_tags = emissions.shape
     lengths = np.asarray(lengths).reshape(-1)
-    score = start[None, :] + emissions[:, 0]
-    stay = np.broadcast_to(np.arange(num_tags), (batch, num_tags))
+    if batch == 0:
+        return []
+    order = np.argsort(-lengths, kind="stable")  # longest first: the running rows are a prefix
+    ordered = lengths[order]
+    sorted_emissions = emissions if batch == 1 else emissions[order]
+    running = [int(np.count_nonzero(ordered > t)) for t in range(width)]
+    into = np.ascontiguousarray(np.asarray(transitions, dtype=np.float64).T)  # [to, from]
+    score = np.asarray(start, dtype=np.float64)[None, :] + sorted_emissions[:, 0]
+    flat = np.arange(batch * num_tags) * num_tags  # row starts of the [rows * to, from] view
     backpointers = []
     for t in range(1, width):
-        candidates = score[:, :, None] + transitions[None] + emissions[:, t, None, :]
-        active = (t < lengths)[:, None]
-        backpointers.append(np.where(active, candidates.argmax(axis=1), stay))
-        score = np.where(active, candidates.max(axis=1), score)
-    best = (score + end[None, :]).argmax(axis=1)
-    path = [best]
-    for pointers in reversed(backpointers):  # padded steps point to themselves
-        best = pointers[np.arange(batch), best]
-        path.append(best)
-    path = np.stack(path[::-1], axis=1)
-    return [path[b, :int(lengths[b])].tolist() for b in range(batch)]
+        n = running[t]
+        if n == 0:
+            break
+        candidates = score[:n, None, :] + into[None]
+        candidates += sorted_emissions[:n, t, :, None]
+        best_from = candidates.argmax(axis=2)
+        score[:n] = candidates.reshape(-1)[flat[:n * num_tags] + best_from.reshape(-1)].reshape(n, num_tags)
+        backpointers.append(best_from)
+    best = (score + np.asarray(end, dtype=np.float64)[None, :]).argmax(axis=1)
+    path = np.empty((batch, len(backpointers) + 1), dtype=np.int64)
+    path[:, -1] = best
+    for step in range(len(backpointers) - 1, -1, -1):  # finished rows keep their tag
+        pointers = backpointers[step]
+        n = pointers.shape[0]
+        best[:n] = pointers[np.arange(n), best[:n]]
+        path[:, step] = best
+    rows = path.tolist()  # column t: the tag at position t (a finished row repeats its last tag)
+    out: List[List[int]] = [[]] * batch
+    for k, b in enumerate(order.tolist()):
+        out[b] = rows[k][:max(int(ordered[k]), 0)]
+    return out

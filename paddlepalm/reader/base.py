@@ -217,7 +217,8 @@ class Reader:
         train = self.phase == "train"
         self._batcher = Batcher(features, self._batch_size, self.collate,
                                 shuffle=train and shuffle_train, seed=self.seed,
-                                bucket=self.bucket_by_length and train, max_rows=self.max_rows_per_batch)
+                                bucket=self.bucket_by_length and train, max_rows=self.max_rows_per_batch,
+                                collate_rng=type(self).collate is not Reader.collate)  # the base collate draws nothing
         # in-memory predict inputs (palm.load().predict, serving) come per call: debug, not a line per request
         (logger.debug if source == "<memory>" else logger.info)(
             "%s: %d examples -> %d features from %s", self.describe(), len(self.examples), len(features), source)
