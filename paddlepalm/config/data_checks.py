@@ -25,10 +25,7 @@ SPLITS = ("train", "dev", "test")
 
 def check_task_files(config: Config, s: Dict[str, Any], name: str, reader_cls, problems: List[Problem]) -> None:
     """Read the task's files as its reader will; one problem per broken file."""
-    import os
-
     from paddlepalm.config.inputs import shares_input
-    from paddlepalm.reader.formats import read_records, resolve_format
     from paddlepalm.utils.init_args import init_params
 
     t = s["tasks"][name]
@@ -41,19 +38,9 @@ def check_task_files(config: Config, s: Dict[str, Any], name: str, reader_cls, p
     label_map = _label_map(config, t, name, options, problems) if labelled or tagged else None
     if label_map is False:
         return
-    for split in SPLITS:
-        path = t[split]
-        if path is None or not os.path.isfile(path):
-            continue
-        fmt = reader_cls.record_format(path, resolve_format(path, t["file_format"]))
-        if fmt is None:
-            continue
-        required = list(reader_cls.required_fields)
-        used = required + list(getattr(reader_cls, "optional_fields", ())) + list(t["fields"] or {})
+    for split, path, fmt in _task_files(t, reader_cls):
         try:
-            records = read_records(path, fmt, required, t["fields"], options.get("header", True),
-                                   list(dict.fromkeys(used)))
-            examples = [dict(record, _file=path, _line=line) for line, record in records]
+            examples = _read_examples(t, reader_cls, path, fmt)
             if labelled:
                 label_map = _check_labels(examples, label_map, options, split)
                 if split == "train" and label_map is None:
@@ -69,10 +56,7 @@ def _check_shared_files(config: Config, s: Dict[str, Any], name: str, reader_cls
     sentence labels against the ``label_map`` of the task whose head reads ``label``, the tags
     against that of the task whose head reads ``word_labels`` (without one: against the training
     file's labels, and one tag per word)."""
-    import os
-
     from paddlepalm.config.inputs import field_of, members
-    from paddlepalm.reader.formats import read_records, resolve_format
     from paddlepalm.reader.joint_label import SENTENCE_FIELD, TAGS_FIELD
 
     tasks = s["tasks"]
@@ -86,20 +70,10 @@ def _check_shared_files(config: Config, s: Dict[str, Any], name: str, reader_cls
     if any(m is False for m in maps.values()):
         return
     label_map, tag_map = maps.get(SENTENCE_FIELD), maps.get(TAGS_FIELD)
-    for split in SPLITS:
-        path = t[split]
-        if path is None or not os.path.isfile(path):
-            continue
-        fmt = reader_cls.record_format(path, resolve_format(path, t["file_format"]))
-        if fmt is None:
-            continue
-        required = list(reader_cls.required_fields)
-        used = required + list(getattr(reader_cls, "optional_fields", ())) + list(t["fields"] or {})
+    for split, path, fmt in _task_files(t, reader_cls):
         reader = None  # the task whose labels are being checked
         try:
-            records = read_records(path, fmt, required, t["fields"], options.get("header", True),
-                                   list(dict.fromkeys(used)))
-            examples = [dict(record, _file=path, _line=line) for line, record in records]
+            examples = _read_examples(t, reader_cls, path, fmt)
             reader = readers_of.get(SENTENCE_FIELD)
             label_map = _check_labels(examples, label_map, options, split)
             if split == "train" and label_map is None and reader:
@@ -109,6 +83,34 @@ def _check_shared_files(config: Config, s: Dict[str, Any], name: str, reader_cls
         except DataError as e:
             hint = "; task %r reads this field (input_of: %s)" % (reader, name) if reader not in (None, name) else ""
             problems.append(config.problem(("tasks", name, split), str(e) + hint))
+
+
+def _task_files(t: Dict[str, Any], reader_cls) -> Iterable[Tuple[str, str, str]]:
+    """``(split, path, record format)`` of each of the task's files that exists and that
+    ``reader_cls`` reads as records."""
+    import os
+
+    from paddlepalm.reader.formats import resolve_format
+
+    for split in SPLITS:
+        path = t[split]
+        if path is None or not os.path.isfile(path):
+            continue
+        fmt = reader_cls.record_format(path, resolve_format(path, t["file_format"]))
+        if fmt is not None:
+            yield split, path, fmt
+
+
+def _read_examples(t: Dict[str, Any], reader_cls, path: str, fmt: str) -> List[Dict[str, Any]]:
+    """The file's records as the reader will see them, each with ``_file`` and ``_line``;
+    raises DataError naming file and line."""
+    from paddlepalm.reader.formats import read_records
+
+    required = list(reader_cls.required_fields)
+    used = required + list(getattr(reader_cls, "optional_fields", ())) + list(t["fields"] or {})
+    records = read_records(path, fmt, required, t["fields"], t["reader"].get("header", True),
+                           list(dict.fromkeys(used)))
+    return [dict(record, _file=path, _line=line) for line, record in records]
 
 
 def _label_map(config: Config, t: Dict[str, Any], name: str, options: Dict[str, Any],
