@@ -10,6 +10,23 @@ from paddlepalm.lr_sched.schedules import ConstantScheduler, Schedule
 from paddlepalm.optimizer.param_groups import decay_names, lr_multipliers, split
 
 
+def global_norm_clip(max_norm: float):
+    """Paddle's global-norm gradient clip; on CPU it leaves the gradients alone when their norm is
+    at most ``max_norm`` (``auto_skip_clip``) instead of multiplying each one by exactly 1.0.
+
+    Both ways give bit-identical gradients; skipping saves a pass over every gradient (~7% of a
+    MiniLM optimizer step). On a GPU the skip test would wait for the device every step, so there
+    Paddle's always-multiply path is kept.
+    """
+    import paddle
+
+    on_cpu = paddle.device.get_device().startswith("cpu")
+    try:
+        return paddle.nn.ClipGradByGlobalNorm(float(max_norm), auto_skip_clip=on_cpu)
+    except TypeError:  # a Paddle without auto_skip_clip
+        return paddle.nn.ClipGradByGlobalNorm(float(max_norm))
+
+
 class Optimizer:
     """Settings of an optimizer; :meth:`build` makes the Paddle optimizer for given parameters."""
 
@@ -50,7 +67,7 @@ class Optimizer:
             p.optimize_attr["learning_rate"] = base * self.lr_factors[name]
         decayed = {p.name for n, p in zip(names, params) if n in decay_names([n])}
         self.scheduler = self.schedule.resolve(num_train_steps).build(self.lr)
-        clip = paddle.nn.ClipGradByGlobalNorm(self.grad_clip) if self.grad_clip else None
+        clip = global_norm_clip(self.grad_clip) if self.grad_clip else None
         optimizer = self._make(params, decayed, clip)
         # Create every moment now (Paddle makes them lazily at a parameter's first gradient):
         # a resumed run then restores the state of heads that were not trained since the save.
