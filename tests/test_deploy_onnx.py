@@ -132,6 +132,31 @@ def test_int8_model_is_smaller_and_close(exported):
     assert 0 < diff < 0.05  # quantized: not bit-equal, but close
 
 
+def test_int8_weight_scales_per_tensor_by_default_or_per_channel(exported, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from paddlepalm.deploy.quantize import quantize_int8
+
+    model_dir, _, _ = exported
+    manifest = json.load(open(os.path.join(model_dir, "export", "paddlepalm_deploy.json")))
+    assert {t["int8_weights"] for t in manifest["tasks"].values()} == {"per_tensor"}
+
+    def weight_scale_sizes(path):
+        m = onnx.load(path)
+        inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+        # MatMulInteger(a, b, a_zero_point, b_zero_point): b's zero point has one entry per scale
+        return [inits[n.input[3]].size for n in m.graph.node if n.op_type == "MatMulInteger"]
+
+    src = os.path.join(model_dir, "export", "cls", "model.onnx")
+    per_tensor = weight_scale_sizes(os.path.join(model_dir, "export", "cls", "model.int8.onnx"))
+    per_channel = weight_scale_sizes(quantize_int8(src, str(tmp_path / "pc.onnx"), weights="per_channel"))
+    assert per_tensor and set(per_tensor) == {1}
+    assert len(per_channel) == len(per_tensor) and max(per_channel) > 1  # one scale per output column
+    with pytest.raises(ValueError, match="per_tensor or per_channel"):
+        quantize_int8(src, str(tmp_path / "x.onnx"), weights="per_row")
+
+
 def test_onnxruntime_predictor_is_thread_safe(exported):
     from paddlepalm.deploy import Predictor
 

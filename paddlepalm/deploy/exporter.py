@@ -37,16 +37,17 @@ def _to_onnx(prefix: str, dst: str, opset: int) -> str:
 def export(model: Union[str, "PalmModel"], out: Optional[str] = None, formats: Sequence[str] = ("onnx",),  # noqa: F821
            tasks: Optional[Sequence[str]] = None, int8: bool = False, dev_files: Optional[Dict[str, str]] = None,
            opset: int = DEFAULT_OPSET, threads: Optional[int] = None,
-           log: Callable[[str], None] = print) -> str:
+           log: Callable[[str], None] = print, int8_weights: str = "per_tensor") -> str:
     """Export ``model`` (a saved model dir or a loaded ``palm.load`` model) for serving.
 
     ``formats``: ``'paddle'`` (static program for Paddle Inference; always written, ONNX is
     converted from it) and/or ``'onnx'``. ``int8`` adds a dynamically quantized ONNX model per
-    task; with ``dev_files`` (``{task: labelled file}``) the fp32 and int8 models are scored on
+    task (``int8_weights``: ``'per_tensor'`` or ``'per_channel'`` scales, see
+    :func:`~paddlepalm.deploy.quantize.quantize_int8`); with ``dev_files`` (``{task: labelled file}``) the fp32 and int8 models are scored on
     them and the comparison is printed through ``log`` and kept in the manifest. Returns ``out``.
     """
     from paddlepalm.deploy.paddle_export import export_task
-    from paddlepalm.deploy.quantize import compare_precisions, format_comparison, quantize_int8
+    from paddlepalm.deploy.quantize import INT8_WEIGHTS, compare_precisions, format_comparison, quantize_int8
     from paddlepalm.model import PalmModel
     from paddlepalm.utils.atomic_dir import atomic_directory
 
@@ -55,6 +56,8 @@ def export(model: Union[str, "PalmModel"], out: Optional[str] = None, formats: S
         raise ValueError("unknown export format %s; formats: %s" % (", ".join(unknown), ", ".join(FORMATS)))
     if int8 and "onnx" not in formats:
         raise ValueError("int8 quantization works on the ONNX model: add format 'onnx'")
+    if int8_weights not in INT8_WEIGHTS:
+        raise ValueError("int8 weights %r: choose %s" % (int8_weights, " or ".join(INT8_WEIGHTS)))
     if dev_files and not int8:
         raise ValueError("dev files are for the fp32-vs-int8 accuracy check: pass int8=True (--int8)")
     palm_model = model if isinstance(model, PalmModel) else PalmModel(model)
@@ -79,8 +82,9 @@ def export(model: Union[str, "PalmModel"], out: Optional[str] = None, formats: S
                 _to_onnx(os.path.join(folder, "model"), os.path.join(folder, "model.onnx"), opset)
                 entry["onnx"] = "%s/model.onnx" % task
             if int8:
-                quantize_int8(os.path.join(folder, "model.onnx"), os.path.join(folder, "model.int8.onnx"))
-                entry["onnx_int8"] = "%s/model.int8.onnx" % task
+                quantize_int8(os.path.join(folder, "model.onnx"), os.path.join(folder, "model.int8.onnx"),
+                              int8_weights)
+                entry.update(onnx_int8="%s/model.int8.onnx" % task, int8_weights=int8_weights)
             manifest["tasks"][task] = entry
             log("exported task %r: inputs %s -> %s" % (task, ", ".join(info["inputs"]),
                                                        ", ".join(sorted(f for f in os.listdir(folder)))))
