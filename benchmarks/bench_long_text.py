@@ -367,56 +367,95 @@ def section_scaling(args):
 
 # ----------------------------------------------------------------------------- slots
 def section_slots(args, test_docs, splits, test_utts):
+    from paddlepalm.reader.snips import slot_label_map
+
+    tags = slot_label_map(splits["train"] + splits["dev"] + splits["test"])
+    label_map = sorted(tags, key=tags.get)
+    train_utts = per_intent(splits["train"], args.slot_train_per_intent, args.data_seed + 2)
+    train_paras = load_paragraphs(args.xquad)[0]
+    items = [{"words": list(u.words), "tags": list(u.tags)} for u in train_utts]
+    context = context_documents(train_utts, train_paras, args.slot_context_docs, args.slot_context_words,
+                                args.data_seed + 4)
+    negatives = paragraph_snippets(train_paras, len(items) if args.slot_negatives < 0 else args.slot_negatives,
+                                   args.data_seed + 3)
+    print("slot model: %d short train utterances + %d of them inside train-paragraph text (read through "
+          "windows) + %d all-O snippets; %s epochs, max_len %d, window_stride %d, batch %d"
+          % (len(items), len(context), len(negatives), args.slot_epochs, args.slot_max_len, args.window_stride,
+             args.slot_batch_size), flush=True)
+    short = [{"words": list(u.words), "tags": list(u.tags)} for u in test_utts]
+    long_docs = [{"words": d["words"], "tags": d["tags"]} for d in test_docs]
+    cases = [("short utterances", short, {}),
+             ("long, windows (stride %d)" % args.window_stride, long_docs, {"window_stride": args.window_stride}),
+             ("long, truncated at %d" % args.slot_max_len, long_docs, {})]
+    results = []
+    for seed in args.seeds:
+        results += train_and_score_slots(seed, items + context + negatives, cases, label_map, args)
+    rows = []
+    for name, inputs, _ in cases:
+        runs = [r for r in results if r["case"] == name]
+        rows.append([name, len(inputs)] + [_mean_std([100 * r[k] for r in runs]) for k in ("f1", "precision", "recall")]
+                    + [len(runs)])
+    print(common.format_table(["evaluated on", "inputs", "slot F1 %", "precision %", "recall %", "seeds"], rows))
+    return results
+
+
+def train_and_score_slots(seed: int, train_items, cases, label_map, args) -> List[Dict]:
+    """Train one slot model (windows on for training, so long train inputs are read like the test
+    documents) and score it on every case."""
     import paddle
 
     import paddlepalm as palm
-    from paddlepalm.reader.snips import slot_label_map
 
-    paddle.seed(args.seeds[0])
-    train_utts = per_intent(splits["train"], args.slot_train_per_intent, args.data_seed + 2)
-    tags = slot_label_map(splits["train"] + splits["dev"] + splits["test"])
-    label_map = sorted(tags, key=tags.get)
+    def reader(phase, items, batch_size, **opts):
+        r = palm.reader.SequenceLabelReader(args.model_dir, args.slot_max_len, label_map_config=label_map,
+                                            phase=phase, seed=seed, **opts)
+        r.load_examples(r.make_examples([{"text_a": i["words"], "label": i["tags"]} for i in items]), batch_size)
+        return r
 
-    def reader(phase, max_len, **opts):
-        return palm.reader.SequenceLabelReader(args.model_dir, max_len, label_map_config=label_map, phase=phase,
-                                               seed=args.seeds[0], **opts)
-
-    def examples(r, items):
-        return r.make_examples([{"text_a": list(i["words"]), "label": list(i["tags"])} for i in items])
-
-    items = [{"words": u.words, "tags": u.tags} for u in train_utts]
-    negatives = paragraph_snippets(load_paragraphs(args.xquad)[0], len(items) if args.slot_negatives < 0
-                                   else args.slot_negatives, args.data_seed + 3)
-    train = reader("train", args.slot_max_len)
-    train.load_examples(examples(train, items + negatives), args.batch_size)
+    paddle.seed(seed)
+    train = reader("train", train_items, args.slot_batch_size, window_stride=args.window_stride)
     backbone = palm.backbone.BERT.from_pretrained(args.model_dir)
     head = palm.head.SequenceLabel(len(label_map), backbone.config.hidden_size)
     trainer = palm.Trainer("slots", reader=train, head=head)
-    optimizer = palm.optimizer.AdamW(lr=args.lr, weight_decay=0.01, grad_clip=1.0,
+    optimizer = palm.optimizer.AdamW(lr=args.slot_lr, weight_decay=0.01, grad_clip=1.0,
                                      lr_scheduler=palm.lr_sched.TriangularScheduler(warmup_ratio=0.1))
     start = time.perf_counter()
     trainer.fit(backbone=backbone, optimizer=optimizer, num_epochs=args.slot_epochs, progress=False, print_steps=0)
     train_s = time.perf_counter() - start
-    short = [{"words": u.words, "tags": u.tags} for u in test_utts]
-    long_docs = [{"words": d["words"], "tags": d["tags"]} for d in test_docs]
-    cases = [("short utterances", short, {}),
-             ("long, windows (stride %d)" % args.window_stride, long_docs, {"window_stride": args.window_stride}),
-             ("long, truncated", long_docs, {})]
-    rows, results = [], []
+    out = []
     for name, items, opts in cases:
-        r = reader("test", args.slot_max_len, **opts)
-        r.load_examples(examples(r, items), args.eval_batch_size)
         start = time.perf_counter()
-        metrics = trainer.predict(reader=r)
-        results.append({"case": name, "f1": metrics["f1"], "precision": metrics["precision"],
-                        "recall": metrics["recall"], "eval_s": time.perf_counter() - start})
-        rows.append([name, len(items), "%.2f" % (100 * metrics["f1"]), "%.2f" % (100 * metrics["precision"]),
-                     "%.2f" % (100 * metrics["recall"]), "%.0f" % results[-1]["eval_s"]])
-        print("  %s: slot F1 %.2f" % (name, 100 * metrics["f1"]), flush=True)
-    print("slot model: %d train utterances + %d all-O paragraph snippets, %s epochs, max_len %d, trained in %.0f s"
-          % (len(train_utts), len(negatives), args.slot_epochs, args.slot_max_len, train_s))
-    print(common.format_table(["evaluated on", "inputs", "slot F1 %", "precision %", "recall %", "eval s"], rows))
-    return results
+        metrics = trainer.predict(reader=reader("test", items, args.eval_batch_size, **opts))
+        out.append({"case": name, "seed": seed, "f1": float(metrics["f1"]), "precision": float(metrics["precision"]),
+                    "recall": float(metrics["recall"]), "train_s": train_s, "eval_s": time.perf_counter() - start})
+        print("  seed %d, %s: slot F1 %.2f (precision %.2f, recall %.2f; train %.0f s, eval %.0f s)"
+              % (seed, name, 100 * out[-1]["f1"], 100 * out[-1]["precision"], 100 * out[-1]["recall"], train_s,
+                 out[-1]["eval_s"]), flush=True)
+    return out
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    return "%.2f +- %.2f" % (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def context_documents(utterances, paragraphs: Sequence[str], count: int, max_words: int, seed: int) -> List[Dict]:
+    """``count`` train utterances, each inside a run of train-paragraph text: 0..``max_words`` words of
+    one paragraph before it and of another after it, those words tagged ``O``.
+
+    They are shorter than the test documents (a few windows instead of 5-25) but read through the
+    same windows, so the model learns that the text around an utterance has no slots; no test
+    paragraph is ever seen.
+    """
+    rng = random.Random(seed)
+    chosen = rng.sample(list(utterances), min(count, len(utterances)))
+    out = []
+    for u in chosen:
+        before, after = (rng.choice(list(paragraphs)).split() for _ in range(2))
+        nb, na = rng.randint(0, min(max_words, len(before))), rng.randint(0, min(max_words, len(after)))
+        before = before[len(before) - nb:] if nb else []
+        after = after[:na]
+        out.append({"words": before + list(u.words) + after, "tags": ["O"] * nb + list(u.tags) + ["O"] * na})
+    return out
 
 
 def paragraph_snippets(paragraphs: Sequence[str], count: int, seed: int, words: int = 15) -> List[Dict]:
@@ -456,13 +495,19 @@ def parse_args(argv=None):
     p.add_argument("--lengths", default="600,1200,2500,5000")
     p.add_argument("--scaling-docs", type=int, default=3, help="documents timed per length")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: idle physical cores)")
-    p.add_argument("--slot-train-per-intent", type=int, default=100,
-                   help="short train utterances per intent for the slot model (0: all)")
-    p.add_argument("--slot-negatives", type=int, default=-1,
-                   help="all-O snippets of train paragraphs added to the slot training set (-1: as many as "
-                        "utterances, 0: none)")
+    p.add_argument("--slot-train-per-intent", type=int, default=0,
+                   help="short train utterances per intent for the slot model (0: all 13,084)")
+    p.add_argument("--slot-context-docs", type=int, default=1000,
+                   help="train utterances also given inside train-paragraph text, read through windows")
+    p.add_argument("--slot-context-words", type=int, default=120,
+                   help="at most this many paragraph words on each side of a --slot-context-docs utterance")
+    p.add_argument("--slot-negatives", type=int, default=0,
+                   help="all-O 15-word snippets of train paragraphs added to the slot training set (-1: as many "
+                        "as utterances)")
     p.add_argument("--slot-max-len", type=int, default=64)
     p.add_argument("--slot-epochs", type=float, default=2)
+    p.add_argument("--slot-batch-size", type=int, default=32)
+    p.add_argument("--slot-lr", type=float, default=1e-4)
     p.add_argument("--window-stride", type=int, default=32)
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--scaling-worker", type=int, default=None, help=argparse.SUPPRESS)
