@@ -136,9 +136,8 @@ class SelfAttention(nn.Layer):
         self.out_proj = fastpath.Linear(hidden, hidden, weight_attr=init)
         self.dropout = fastpath.Dropout(config.attention_probs_dropout_prob)
 
-    def _split_heads(self, x):
-        b, l = x.shape[0], x.shape[1]
-        return x.reshape([b, l, self.num_heads, self.head_dim]).transpose([0, 2, 1, 3])
+    def _split_heads(self, x):  # reshape's 0 keeps a dim: no shape arithmetic in exported graphs
+        return x.reshape([0, 0, self.num_heads, self.head_dim]).transpose([0, 2, 1, 3])
 
     def forward(self, x, additive_mask, need_weights: bool = False, relations=None):
         q = self._split_heads(self.q_proj(x))
@@ -148,7 +147,9 @@ class SelfAttention(nn.Layer):
         if relations is not None:  # NEZHA: q.(k_j + r_ij) / sqrt(d), then sum_j p_ij (v_j + r_ij)
             q = q * scale
             scores = paddle.matmul(q, k, transpose_y=True) + _per_query(q, relations, transpose_y=True)
-        elif x.shape[1] > self.head_dim:  # scale the smaller of q [B, h, L, d] and the scores [B, h, L, L]
+        elif not paddle.in_dynamic_mode() or x.shape[1] > self.head_dim:
+            # scale the smaller of q [B, h, L, d] and the scores [B, h, L, L]; an exported program
+            # has no fixed L and always scales q (a branch on L would be an If node per layer)
             scores = paddle.matmul(q * scale, k, transpose_y=True)
         else:
             scores = paddle.matmul(q, k, transpose_y=True) * scale
@@ -159,8 +160,7 @@ class SelfAttention(nn.Layer):
         context = paddle.matmul(dropped, v)
         if relations is not None:
             context = context + _per_query(dropped, relations)
-        b, l = x.shape[0], x.shape[1]
-        context = context.transpose([0, 2, 1, 3]).reshape([b, l, self.num_heads * self.head_dim])
+        context = context.transpose([0, 2, 1, 3]).reshape([0, 0, self.num_heads * self.head_dim])
         return self.out_proj(context), (weights if need_weights else None)
 
 
