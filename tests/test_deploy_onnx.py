@@ -48,6 +48,8 @@ def test_export_writes_onnx_with_only_the_inputs_the_graph_reads(exported):
         dims = inp.type.tensor_type.shape.dim
         assert all(not d.HasField("dim_value") for d in dims), (inp.name, dims)
     assert sorted(i.name for i in graph.graph.input) == sorted(manifest["tasks"]["slot"]["inputs"])
+    ops = [n.op_type for n in graph.graph.node]  # lean: no branch per layer, no per-layer shape arithmetic
+    assert "If" not in ops and ops.count("Shape") <= 2, {op: ops.count(op) for op in ("If", "Shape")}
     check = manifest["tasks"]["cls"]["int8_check"]
     assert set(check) == {"fp32", "int8", "dev_file"} and 0.0 <= check["int8"]["accuracy"] <= 1.0
     assert any("int8 vs fp32" in line and "accuracy" in line for line in logged)
