@@ -91,7 +91,13 @@ def test_yaml_distill_section_trains_the_student(teacher, tmp_path):
     student = palm.load(str(tmp_path / "out"))
     assert student.backbone.config.num_hidden_layers == 1
     assert any("distill" in json.loads(l) for l in open(tmp_path / "out" / "metrics.jsonl"))
-    assert os.path.isfile(tmp_path / "out" / "results.json")
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    # the teacher scored on the same dev file, and how much of it the student kept
+    assert set(results) == {"a", "teacher", "retention"} and set(results["teacher"]) == {"a"}
+    assert results["teacher"]["a"]["accuracy"] == pytest.approx(palm.load(model_dir).evaluate("a", a)["accuracy"])
+    kept = results["retention"]["a"]
+    assert kept["metric"] == "accuracy" and kept["student"] == results["a"]["accuracy"]
+    assert kept["kept_percent"] == pytest.approx(100 * kept["student"] / kept["teacher"])
 
 
 # ----------------------------------------------------------------------------- shared-input views

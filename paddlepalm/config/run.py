@@ -91,17 +91,42 @@ def run_train(config: Config, resume: Optional[str] = None, progress: Optional[b
             yaml.safe_dump(run.settings, f, sort_keys=False, allow_unicode=True)
     engine = run.engine
     callbacks = list(run.callbacks)
+    distillation = None
     if s.get("distill"):  # a distillation run: the engine trains the student, with the teacher's losses
-        callbacks.insert(0, _attach_distillation(config, s, engine))
+        distillation = _attach_distillation(config, s, engine)
+        callbacks.insert(0, distillation)
     engine.fit(optimizer=run.optimizer, args=training_arguments(s, output_dir, run.objective, resume, progress,
                                                                        resume_strict),
                callbacks=callbacks)
     last = engine.history[-1] if engine.history else None
     results = last["eval"] if last and last["step"] == engine.global_step else engine.evaluate()
+    written = dict(results)
+    if distillation is not None and results:
+        written.update(_teacher_blocks(engine, distillation.distiller.teacher, results, run.objective))
     if distributed.is_main_process():
-        _write_json(os.path.join(output_dir, RESULTS_FILE), results)
-    logger.info("results: %s", json.dumps(results))
+        _write_json(os.path.join(output_dir, RESULTS_FILE), written)
+    logger.info("results: %s", json.dumps(written))
     return results
+
+
+def _teacher_blocks(engine, teacher, results: Results, objective) -> Dict[str, Any]:
+    """``teacher`` (its metrics on the student's dev readers: same batches, same tokenizer) and
+    ``retention`` (student / teacher of the objective's metric, else each head's first metric)."""
+    from paddlepalm.engine.inference import evaluate_reader
+    from paddlepalm.utils.results import retention
+
+    scored = {}
+    for name in results:
+        task = engine.task(name)
+        if name in teacher.tasks and task.dev_reader is not None:
+            scored[name] = evaluate_reader(teacher.backbone(name), teacher.head(name), task.dev_reader,
+                                           engine.strategy, None, name="%s (teacher)" % name)
+    named = [objective] if isinstance(objective, str) else list(objective or ())
+    metric = {k.partition(".")[0]: k.partition(".")[2] for k in named}
+    for name in scored:
+        names = getattr(engine.task(name).head, "metric_names", ()) or list(results[name])
+        metric.setdefault(name, names[0])
+    return {"teacher": scored, "retention": retention(results, scored, metric)}
 
 
 def _loaded(config: Config, checkpoint: str, mode: str, split: str = "dev"):
