@@ -176,3 +176,36 @@ def test_shared_input_views_distil_with_one_teacher_pass_per_batch(joint_teacher
     assert student.backbone.config.num_hidden_layers == 1
     assert len(student.predict("slot", ["play jazz by my playlist"])[0]["labels"]) == 5
     assert student.predict("intent", ["play rock songs"])[0]["label_name"] in {r[1] for r in JOINT_ROWS}
+
+
+def test_yaml_distill_with_a_shared_input_task(joint_teacher, tmp_path):
+    """`input_of` and `distill:` together from YAML: both views distilled from the joint teacher,
+    the teacher scored on the same dev batches."""
+    import yaml
+
+    from paddlepalm.cli import main
+
+    vocab, path, model_dir = joint_teacher
+    (tmp_path / "model.json").write_text(json.dumps(tiny_config("bert", num_hidden_layers=2)))
+    config = {"backbone": {"type": "bert", "config": "model.json"}, "tokenizer": {"vocab": vocab},
+              "max_len": 16, "batch_size": 4,
+              "tasks": {"slot": {"reader": {"type": "joint_label"}, "head": {"type": "sequence_label", "use_crf": True},
+                                 "train": path, "dev": path},
+                        "intent": {"input_of": "slot", "head": {"type": "classify"}}},
+              "main_task": "slot", "balancing": {"type": "uncertainty"}, "epochs": 2, "print_steps": 1,
+              "output_dir": str(tmp_path / "out"),
+              "distill": {"teacher": model_dir, "student": {"layers": [1]}, "temperature": 2.0}}
+    cfg = tmp_path / "distill.yaml"
+    cfg.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["distill", str(cfg)]) == 0
+    rows = [json.loads(l) for l in open(tmp_path / "out" / "metrics.jsonl")]
+    parts = [r["distill"] for r in rows if "distill" in r]
+    assert parts and {"slot.soft", "intent.soft"} <= set(parts[-1])
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert set(results["teacher"]) == {"slot", "intent"} and set(results["retention"]) == {"slot", "intent"}
+    teacher = palm.load(model_dir)
+    assert results["teacher"]["intent"]["accuracy"] == pytest.approx(teacher.evaluate("intent", path)["accuracy"])
+    assert results["teacher"]["slot"]["f1"] == pytest.approx(teacher.evaluate("slot", path)["f1"])
+    student = palm.load(str(tmp_path / "out"))
+    assert student.backbone.config.num_hidden_layers == 1
+    assert len(student.predict("slot", ["play jazz by my playlist"])[0]["labels"]) == 5
