@@ -77,7 +77,8 @@ def run_train(config: Config, resume: Optional[str] = None, progress: Optional[b
 
     ``output_dir`` receives ``config.resolved.yaml``, ``metrics.jsonl``, ``ckpt.step<N>/``, ``best/``
     and ``results.json`` (``{task: {metric: value}}`` of the final evaluation, empty without dev
-    files). ``resume``: a checkpoint folder, or ``'latest'``.
+    files; a distillation run adds ``teacher`` and ``retention``). ``resume``: a checkpoint
+    folder, or ``'latest'``.
     """
     s = _settings(config)
     output_dir = os.path.abspath(s["output_dir"])

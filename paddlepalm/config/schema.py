@@ -353,7 +353,8 @@ paddlepalm check config.yaml          # validate only, print the resolved config
 `train` writes into `output_dir`: `config.resolved.yaml` (this file with every default and inferred
 head size filled in), `metrics.jsonl` (losses and evaluations), `ckpt.step<N>/` checkpoints,
 `best/` (the best model by `objective`) and `results.json` (the final evaluation,
-`{task: {metric: value}}`). Any of these folders works as `--ckpt`; a training `output_dir` means its
+`{task: {metric: value}}`; a `distill` run adds `teacher`, the teacher's metrics on the same dev
+readers, and `retention`, student / teacher of the objective's metric per task). Any of these folders works as `--ckpt`; a training `output_dir` means its
 `best/` (else its latest checkpoint).
 """
 
