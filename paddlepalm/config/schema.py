@@ -354,8 +354,8 @@ paddlepalm check config.yaml          # validate only, print the resolved config
 head size filled in), `metrics.jsonl` (losses and evaluations), `ckpt.step<N>/` checkpoints,
 `best/` (the best model by `objective`) and `results.json` (the final evaluation,
 `{task: {metric: value}}`; a `distill` run adds `teacher`, the teacher's metrics on the same dev
-readers, and `retention`, student / teacher of the objective's metric per task). Any of these folders works as `--ckpt`; a training `output_dir` means its
-`best/` (else its latest checkpoint).
+readers, and `retention`, student / teacher of the objective's metric per task). Any of these
+folders works as `--ckpt`; a training `output_dir` means its `best/` (else its latest checkpoint).
 """
 
 EXAMPLE = """\

@@ -14,7 +14,7 @@ static mode, or with one thread it is Paddle's own step.
 """
 import os
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Dict, List, Optional
 
 _POOLS: Dict[int, ThreadPoolExecutor] = {}
@@ -72,7 +72,8 @@ def parallel_optimizer(optimizer_cls: type) -> type:
                 return super()._create_optimization_pass(parameters_and_grads, *args, **kwargs)
             finally:
                 pending, self._palm_pending, self._palm_pool = self._palm_pending, None, None
-                for future in pending:  # every update done before step() returns; errors re-raised
+                wait(pending)  # every update is done before step() returns
+                for future in pending:  # then the first error, if any, is raised here
                     future.result()
 
         def _append_optimize_op(self, block, param_and_grad):
