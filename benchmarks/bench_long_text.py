@@ -379,9 +379,10 @@ def section_slots(args, test_docs, splits, test_utts):
     negatives = paragraph_snippets(train_paras, len(items) if args.slot_negatives < 0 else args.slot_negatives,
                                    args.data_seed + 3)
     print("slot model: %d short train utterances + %d of them inside train-paragraph text (read through "
-          "windows) + %d all-O snippets; %s epochs, max_len %d, window_stride %d, batch %d"
-          % (len(items), len(context), len(negatives), args.slot_epochs, args.slot_max_len, args.window_stride,
-             args.slot_batch_size), flush=True)
+          "windows) + %d all-O snippets; %s epochs, max_len %d, window_stride %d, batch %d, %s head, lr %g, "
+          "head lr %g" % (len(items), len(context), len(negatives), args.slot_epochs, args.slot_max_len,
+                          args.window_stride, args.slot_batch_size, "CRF" if args.slot_crf else "softmax",
+                          args.slot_lr, args.slot_head_lr), flush=True)
     short = [{"words": list(u.words), "tags": list(u.tags)} for u in test_utts]
     long_docs = [{"words": d["words"], "tags": d["tags"]} for d in test_docs]
     cases = [("short utterances", short, {}),
@@ -415,9 +416,11 @@ def train_and_score_slots(seed: int, train_items, cases, label_map, args) -> Lis
     paddle.seed(seed)
     train = reader("train", train_items, args.slot_batch_size, window_stride=args.window_stride)
     backbone = palm.backbone.BERT.from_pretrained(args.model_dir)
-    head = palm.head.SequenceLabel(len(label_map), backbone.config.hidden_size)
+    # the flagship's slot recipe: CRF (transitions at 10x the head LR), encoder lr 2e-4, head lr 1e-3
+    head = palm.head.SequenceLabel(len(label_map), backbone.config.hidden_size, 0.1, use_crf=args.slot_crf,
+                                   crf_lr=10.0)
     trainer = palm.Trainer("slots", reader=train, head=head)
-    optimizer = palm.optimizer.AdamW(lr=args.slot_lr, weight_decay=0.01, grad_clip=1.0,
+    optimizer = palm.optimizer.AdamW(lr=args.slot_lr, head_lr=args.slot_head_lr, weight_decay=0.01, grad_clip=1.0,
                                      lr_scheduler=palm.lr_sched.TriangularScheduler(warmup_ratio=0.1))
     start = time.perf_counter()
     trainer.fit(backbone=backbone, optimizer=optimizer, num_epochs=args.slot_epochs, progress=False, print_steps=0)
@@ -507,7 +510,9 @@ def parse_args(argv=None):
     p.add_argument("--slot-max-len", type=int, default=64)
     p.add_argument("--slot-epochs", type=float, default=2)
     p.add_argument("--slot-batch-size", type=int, default=32)
-    p.add_argument("--slot-lr", type=float, default=1e-4)
+    p.add_argument("--slot-lr", type=float, default=2e-4)
+    p.add_argument("--slot-head-lr", type=float, default=1e-3)
+    p.add_argument("--slot-no-crf", dest="slot_crf", action="store_false", help="per-word softmax slot head")
     p.add_argument("--window-stride", type=int, default=32)
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--scaling-worker", type=int, default=None, help=argparse.SUPPRESS)
