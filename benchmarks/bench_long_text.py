@@ -16,10 +16,11 @@ Sections (each prints a table):
   pooling and classifier -- is trained on the cached vectors.
 * ``scaling`` -- inference time and peak memory per document as its length grows (600 -> 5,000
   tokens), hierarchical attention, one process per length (peak RSS is per process).
-* ``slots`` -- SNIPS slot F1 of one model trained on the (short) train utterances plus as many
-  all-O 15-word snippets of the train paragraphs (so it has seen the surrounding text), evaluated on
-  the short test utterances, on the long test documents (slots only inside the utterance) read in
-  sliding windows, and on the same documents truncated at ``max_len``.
+* ``slots`` -- SNIPS slot F1 of one model (the flagship's CRF slot recipe) trained on the short
+  train utterances plus ``--slot-context-docs`` of them placed inside train-paragraph text, read
+  through the same windows (so it has seen what surrounds an utterance), evaluated on the short
+  test utterances, on the long test documents (slots only inside the utterance) read in sliding
+  windows, and on the same documents truncated at ``max_len``; mean +- std over ``--seeds``.
 
 The box this was written on is small and shared: the training sizes are flags (``--train-per-intent``,
 ``--test-per-intent``, ``--epochs``); docs/long_text.md lists what was run and its numbers. Example::
