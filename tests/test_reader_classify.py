@@ -66,6 +66,27 @@ def test_dynamic_padding_and_buckets(tmp_path, vocab):
     assert [b["feature_index"].tolist() for b in again] == first
 
 
+def test_training_examples_from_memory_are_shuffled_like_a_file(tmp_path, vocab):
+    rows = [{"text_a": " ".join(["play"] * (n + 1)), "label": "0"} for n in range(40)]
+    path = write_file(tmp_path / "t.tsv", "label\ttext_a\n" + "".join("0\t%s\n" % r["text_a"] for r in rows))
+
+    def order(reader, epochs=2):
+        return [i for b in reader.iterator(num_epochs=epochs) for i in b["feature_index"].tolist()]
+
+    memory = palm.reader.ClassifyReader(vocab, 64, seed=3)
+    memory.load_examples(memory.make_examples(rows), 4)
+    from_file = palm.reader.ClassifyReader(vocab, 64, seed=3).load_data(path, 4)
+    got = order(memory)
+    assert got == order(from_file)  # the same seeded reshuffle as load_data
+    assert got[:40] != list(range(40)) and got[:40] != got[40:] and sorted(got[:40]) == list(range(40))
+    kept = palm.reader.ClassifyReader(vocab, 64, seed=3)
+    kept.load_examples(kept.make_examples(rows), 4, shuffle_train=False)
+    assert order(kept, 1) == list(range(40))
+    predict = palm.reader.ClassifyReader(vocab, 64, phase="predict")
+    predict.load_examples(predict.make_examples([r["text_a"] for r in rows]), 4)
+    assert order(predict, 1) == list(range(40))  # prediction keeps the input order
+
+
 def test_tokenization_happens_once(tmp_path, vocab, monkeypatch):
     path = write_file(tmp_path / "t.tsv", "label\ttext_a\n" + "".join("%s\t%s\n" % r for r in ROWS))
     reader = palm.reader.ClassifyReader(vocab, 16, seed=0)

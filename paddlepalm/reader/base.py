@@ -168,9 +168,10 @@ class Reader:
             out.append(example)
         return out
 
-    def load_examples(self, examples: List[Example], batch_size: int) -> "Reader":
-        """Like :meth:`load_data`, from examples already in memory (no file)."""
-        return self._load(examples, batch_size, None, shuffle_train=False, source="<memory>")
+    def load_examples(self, examples: List[Example], batch_size: int, shuffle_train: bool = True) -> "Reader":
+        """Like :meth:`load_data`, from examples already in memory (no file): a training reader
+        reshuffles every epoch (seeded) unless ``shuffle_train=False``."""
+        return self._load(examples, batch_size, None, shuffle_train=shuffle_train, source="<memory>")
 
     def prepare(self, examples: List[Example]) -> None:
         """Hook run once on the training examples before conversion (e.g. to build a label map)."""
