@@ -6,7 +6,6 @@ a fraction of the GEMM peak measured with ``paddle.matmul`` in the same process 
   python benchmarks/bench_step.py --shapes 32x128 --steps 20
   python benchmarks/bench_step.py --with-hf                # also HF+PyTorch, in its own process
   python benchmarks/bench_step.py --threads 2              # one thread count only
-  python benchmarks/bench_step.py --compare-updates        # also with Paddle's sequential updates
 
 A step is what the engine's ``FitLoop`` does per batch: numpy batch -> tensors, forward, loss,
 backward, global-norm clipping, AdamW update, clear gradients, LR schedule. Model FLOPs per step = 3 x forward FLOPs (GEMMs and attention products; the
@@ -14,9 +13,8 @@ backward pass costs twice the forward). The GEMM peak is the best fp32 ``paddle.
 a few square sizes and the model's own GEMM shapes, measured at each thread count before and
 after the steps; the fraction uses the larger. Thread counts (default: 1 and paddlepalm's default,
 the machine's full width) switch in this process with ``paddlepalm.set_num_threads`` and alternate
-within every round. ``--compare-updates`` also steps with the optimizer's parameter updates one
-after the other (Paddle's own order, no thread pool: ``paddlepalm.optimizer.parallel_updates``),
-alternating with the default in every round, and reports both steps and their optimizer parts. The HF side (``--with-hf``) runs under ``--hf-python`` in its own process per
+within every round.
+The optimizer's part of each step (clip + update) is reported on its own. The HF side (``--with-hf``) runs under ``--hf-python`` in its own process per
 round and thread count, alternating with the paddle side; torch is never imported here.
 """
 import argparse
@@ -98,20 +96,8 @@ class PaddleSide:
         self.spec.scheduler.step()
         return float(loss)  # one sync per step, so the timing covers the work
 
-    def steps(self, args, shapes, sequential_updates: bool = False):
-        """Step times per shape; with ``sequential_updates`` the optimizer updates one parameter
-        after the other (Paddle's order) instead of from paddlepalm's thread pool."""
-        from paddlepalm.optimizer import parallel_updates
-
-        real = parallel_updates.update_workers
-        if sequential_updates:
-            parallel_updates.update_workers = lambda: 1
-        try:
-            return self._steps(args, shapes)
-        finally:
-            parallel_updates.update_workers = real
-
-    def _steps(self, args, shapes):
+    def steps(self, args, shapes):
+        """(step times, optimizer times) per shape."""
         import numpy as np
 
         results = {}
@@ -151,8 +137,6 @@ def main(argv=None):
     p.add_argument("--hf-python", default=None, help=common.HF_PYTHON_HELP)
     p.add_argument("--threads", default=None, help=common.THREADS_HELP)
     p.add_argument("--repeats", type=int, default=2, help="alternating rounds (paddle, HF / HF, paddle)")
-    p.add_argument("--compare-updates", action="store_true",
-                   help="also step with sequential parameter updates (Paddle's own), alternating")
     args = p.parse_args(argv)
     args.model_dir = args.model_dir or common.minilm_dir()
     shapes = parse_shapes(args.shapes)
@@ -178,22 +162,18 @@ def main(argv=None):
     keys = ["%dx%d" % s for s in shapes]
     times = {(t, k): [] for t in thread_counts for k in keys}
     opt_times = {(t, k): [] for t in thread_counts for k in keys}
-    seq_times = {(t, k): [] for t in thread_counts for k in keys}
-    seq_opt_times = {(t, k): [] for t in thread_counts for k in keys}
     hf_times = {(t, k): [] for t in thread_counts for k in keys}
     hf_versions = None
     for rep in range(args.repeats):  # every round: every thread count, sides alternating
         counts = thread_counts if rep % 2 == 0 else list(reversed(thread_counts))
         for n, t in enumerate(counts):
-            order = ["paddle", "hf"] + (["paddle-sequential"] if args.compare_updates else [])
-            order = order if (rep + n) % 2 == 0 else order[::-1]
+            order = ["paddle", "hf"] if (rep + n) % 2 == 0 else ["hf", "paddle"]
             for who in order:
-                if who.startswith("paddle"):
+                if who == "paddle":
                     palm.set_num_threads(t, "--threads")
-                    sequential = who == "paddle-sequential"
-                    for k, (v, o) in side.steps(args, shapes, sequential).items():
-                        (seq_times if sequential else times)[t, k] += v
-                        (seq_opt_times if sequential else opt_times)[t, k] += o
+                    for k, (v, o) in side.steps(args, shapes).items():
+                        times[t, k] += v
+                        opt_times[t, k] += o
                 elif t in hf_cmds:
                     hf = common.run_worker(hf_cmds[t], env=common.thread_env(t))
                     hf_versions = hf["versions"]
@@ -217,17 +197,12 @@ def main(argv=None):
             gflops = side.flops[key] / step_s / 1e9
             row = [t, key, 1000 * step_s, b / step_s, b * length / step_s, gflops, 100 * gflops / peak,
                    1000 * common.median(opt_times[t, key])]
-            if args.compare_updates:
-                seq_s = common.median(seq_times[t, key])
-                row += [1000 * seq_s, 1000 * common.median(seq_opt_times[t, key]), step_s / seq_s]
             if hf_cmds:
                 th = common.median(hf_times[t, key])
                 row += [1000 * th, step_s / th]
             rows.append(row)
     headers = ["threads", "BxL", "step ms", "examples/s", "tokens/s", "model GFLOP/s", "% of GEMM peak",
                "optimizer ms"]
-    if args.compare_updates:
-        headers += ["step ms, sequential updates", "optimizer ms, sequential", "step ratio parallel/sequential"]
     if hf_cmds:
         headers += ["HF step ms", "ratio paddlepalm/hf"]
     print(common.format_table(headers, rows))

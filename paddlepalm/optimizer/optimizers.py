@@ -7,7 +7,6 @@ parameters; the Paddle optimizer is therefore built later by :meth:`Optimizer.bu
 from typing import Iterable, Optional, Tuple
 
 from paddlepalm.lr_sched.schedules import ConstantScheduler, Schedule
-from paddlepalm.optimizer.parallel_updates import parallel_optimizer
 from paddlepalm.optimizer.param_groups import decay_names, lr_multipliers, split
 
 
@@ -78,7 +77,7 @@ class Optimizer:
     def _make(self, params, decayed, clip):
         import paddle
 
-        return parallel_optimizer(paddle.optimizer.AdamW)(
+        return paddle.optimizer.AdamW(
             learning_rate=self.scheduler, beta1=self.betas[0], beta2=self.betas[1],
             epsilon=self.epsilon, parameters=params, weight_decay=self.weight_decay,
             apply_decay_param_fun=lambda n: n in decayed, grad_clip=clip)
@@ -113,7 +112,7 @@ class LAMB(Optimizer):
     def _make(self, params, decayed, clip):
         import paddle
 
-        return parallel_optimizer(paddle.optimizer.Lamb)(
+        return paddle.optimizer.Lamb(
             learning_rate=self.scheduler, lamb_weight_decay=self.weight_decay, beta1=self.betas[0],
             beta2=self.betas[1], epsilon=self.epsilon, parameters=params, grad_clip=clip,
             exclude_from_weight_decay_fn=lambda p: p.name not in decayed)
