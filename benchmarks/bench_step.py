@@ -13,9 +13,8 @@ backward pass costs twice the forward). The GEMM peak is the best fp32 ``paddle.
 a few square sizes and the model's own GEMM shapes, measured at each thread count before and
 after the steps; the fraction uses the larger. Thread counts (default: 1 and paddlepalm's default,
 the machine's full width) switch in this process with ``paddlepalm.set_num_threads`` and alternate
-within every round.
-The optimizer's part of each step (clip + update) is reported on its own. The HF side (``--with-hf``) runs under ``--hf-python`` in its own process per
-round and thread count, alternating with the paddle side; torch is never imported here.
+within every round. The optimizer's part of each step (clip + update) is reported on its own.
+The HF side (``--with-hf``) runs under ``--hf-python`` in its own process per round and thread count, alternating with the paddle side; torch is never imported here.
 """
 import argparse
 import json

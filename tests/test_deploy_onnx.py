@@ -157,6 +157,11 @@ def test_int8_weight_scales_per_tensor_by_default_or_per_channel(exported, tmp_p
     assert len(per_channel) == len(per_tensor) and max(per_channel) > 1  # one scale per output column
     with pytest.raises(ValueError, match="per_tensor or per_channel"):
         quantize_int8(src, str(tmp_path / "x.onnx"), weights="per_row")
+    from paddlepalm.deploy import export
+
+    with pytest.raises(ValueError, match="per_tensor or per_channel"):  # refused before any work
+        export(model_dir, out=str(tmp_path / "never"), int8=True, int8_weights="per_row")
+    assert not os.path.exists(tmp_path / "never")
 
 
 def test_onnxruntime_predictor_is_thread_safe(exported):

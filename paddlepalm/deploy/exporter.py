@@ -43,11 +43,12 @@ def export(model: Union[str, "PalmModel"], out: Optional[str] = None, formats: S
     ``formats``: ``'paddle'`` (static program for Paddle Inference; always written, ONNX is
     converted from it) and/or ``'onnx'``. ``int8`` adds a dynamically quantized ONNX model per
     task (``int8_weights``: ``'per_tensor'`` or ``'per_channel'`` scales, see
-    :func:`~paddlepalm.deploy.quantize.quantize_int8`); with ``dev_files`` (``{task: labelled file}``) the fp32 and int8 models are scored on
-    them and the comparison is printed through ``log`` and kept in the manifest. Returns ``out``.
+    :func:`~paddlepalm.deploy.quantize.quantize_int8`); with ``dev_files`` (``{task: labelled
+    file}``) the fp32 and int8 models are scored on them and the comparison is printed through
+    ``log`` and kept in the manifest. Returns ``out``.
     """
     from paddlepalm.deploy.paddle_export import export_task
-    from paddlepalm.deploy.quantize import INT8_WEIGHTS, compare_precisions, format_comparison, quantize_int8
+    from paddlepalm.deploy.quantize import check_int8_weights, compare_precisions, format_comparison, quantize_int8
     from paddlepalm.model import PalmModel
     from paddlepalm.utils.atomic_dir import atomic_directory
 
@@ -56,8 +57,7 @@ def export(model: Union[str, "PalmModel"], out: Optional[str] = None, formats: S
         raise ValueError("unknown export format %s; formats: %s" % (", ".join(unknown), ", ".join(FORMATS)))
     if int8 and "onnx" not in formats:
         raise ValueError("int8 quantization works on the ONNX model: add format 'onnx'")
-    if int8_weights not in INT8_WEIGHTS:
-        raise ValueError("int8 weights %r: choose %s" % (int8_weights, " or ".join(INT8_WEIGHTS)))
+    check_int8_weights(int8_weights)  # before any work is done
     if dev_files and not int8:
         raise ValueError("dev files are for the fp32-vs-int8 accuracy check: pass int8=True (--int8)")
     palm_model = model if isinstance(model, PalmModel) else PalmModel(model)

@@ -10,6 +10,13 @@ from typing import Dict, Optional
 INT8_WEIGHTS = ("per_tensor", "per_channel")
 
 
+def check_int8_weights(weights: str) -> str:
+    """``weights`` if it is one of :data:`INT8_WEIGHTS`, else a ValueError naming the choices."""
+    if weights not in INT8_WEIGHTS:
+        raise ValueError("int8 weights %r: choose %s" % (weights, " or ".join(INT8_WEIGHTS)))
+    return weights
+
+
 def quantize_int8(src: str, dst: str, weights: str = "per_tensor") -> str:
     """Write the dynamically int8-quantized copy of ONNX model ``src`` to ``dst``.
 
@@ -19,8 +26,7 @@ def quantize_int8(src: str, dst: str, weights: str = "per_tensor") -> str:
     -0.21), per-channel within 0.68 pt (mean -0.17, but -0.68 on one model at batch 32);
     docs/deploy.md has the table.
     """
-    if weights not in INT8_WEIGHTS:
-        raise ValueError("int8 weights %r: choose %s" % (weights, " or ".join(INT8_WEIGHTS)))
+    check_int8_weights(weights)
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as e:  # pragma: no cover - depends on the extra
