@@ -11,7 +11,8 @@ Sections (each prints a table):
   head+tail at 128, and hierarchical encoding (chunks of 128, ``max_chunks`` 16) pooled by mean /
   max / attention; mean +- std over ``--seeds``. Also the share of test documents whose utterance
   lies inside what head (and head+tail) truncation keep. By default the encoder is fine-tuned
-  through ``palm.Trainer``; ``--frozen-encoder`` is the cheap variant: every chunk is encoded
+  through ``palm.Trainer`` (``--short-first N``: first N epochs on the short train utterances,
+  same encoder and head, every config alike); ``--frozen-encoder`` is the cheap variant: every chunk is encoded
   once (mean over tokens, MiniLM frozen) and only paddlepalm's ``Classify`` head -- its chunk
   pooling and classifier -- is trained on the cached vectors.
 * ``scaling`` -- inference time and peak memory per document as its length grows (600 -> 5,000
@@ -132,7 +133,12 @@ def coverage(docs, tokenizer, max_len: int) -> Dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- classification
-def run_classify(name: str, seed: int, train_docs, test_docs, labels, args) -> Dict:
+def _adamw(palm, args):
+    return palm.optimizer.AdamW(lr=args.lr, weight_decay=0.01, grad_clip=1.0,
+                                lr_scheduler=palm.lr_sched.TriangularScheduler(warmup_ratio=0.1))
+
+
+def run_classify(name: str, seed: int, train_docs, test_docs, labels, args, short_utts=()) -> Dict:
     import paddle
 
     import paddlepalm as palm
@@ -148,11 +154,18 @@ def run_classify(name: str, seed: int, train_docs, test_docs, labels, args) -> D
                        args.eval_batch_size)
     backbone = palm.backbone.BERT.from_pretrained(args.model_dir)
     head = palm.head.Classify(len(labels), backbone.config.hidden_size, **head_opts)
-    trainer = palm.Trainer("intent", reader=train, head=head)
-    optimizer = palm.optimizer.AdamW(lr=args.lr, weight_decay=0.01, grad_clip=1.0,
-                                     lr_scheduler=palm.lr_sched.TriangularScheduler(warmup_ratio=0.1))
     start = time.perf_counter()
-    trainer.fit(backbone=backbone, optimizer=optimizer, num_epochs=args.epochs, progress=False, print_steps=0)
+    if args.short_first:  # the same head and encoder first learn the intents from the short utterances
+        short = palm.reader.ClassifyReader(args.model_dir, args.max_len, seed=seed, label_map=labels,
+                                           bucket_by_length=True)
+        short.load_examples(short.make_examples([{"text_a": " ".join(u.words), "label": u.intent}
+                                                 for u in short_utts]), 32)
+        palm.Trainer("intent", reader=short, head=head).fit(
+            backbone=backbone, optimizer=_adamw(palm, args), num_epochs=args.short_first, progress=False,
+            print_steps=0)
+    trainer = palm.Trainer("intent", reader=train, head=head)
+    trainer.fit(backbone=backbone, optimizer=_adamw(palm, args), num_epochs=args.epochs, progress=False,
+                print_steps=0)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     metrics = trainer.predict(reader=test)
@@ -270,7 +283,8 @@ def section_classify(args, train_docs, test_docs, splits):
         results = run_frozen(args, train_docs, test_docs, labels)
     for name in args.configs if not args.frozen_encoder else ():
         for seed in args.seeds:
-            r = run_classify(name, seed, train_docs, test_docs, labels, args)
+            r = run_classify(name, seed, train_docs, test_docs, labels, args,
+                             per_intent(splits["train"], args.short_first_per_intent, args.data_seed))
             print("  %s seed %d: accuracy %.2f%% (train %.0f s, eval %.0f s)" % (name, seed, 100 * r["accuracy"],
                                                                             r["train_s"], r["eval_s"]), flush=True)
             results.append(r)
@@ -491,6 +505,10 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--eval-batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--short-first", type=float, default=0,
+                   help="epochs on the short train utterances (same encoder and head) before the documents")
+    p.add_argument("--short-first-per-intent", type=int, default=0,
+                   help="short utterances per intent for --short-first (0: all 13,084)")
     p.add_argument("--frozen-encoder", action="store_true",
                    help="cheap mode: encode every chunk once with MiniLM frozen, train only the head (its "
                         "chunk pooling and classifier) on the cached vectors")
@@ -546,8 +564,9 @@ def main(argv=None):
     if "classify" in args.sections or "slots" in args.sections:
         train_docs, test_docs, splits, train_utts, test_utts = load_data(args)
     if "classify" in args.sections:
-        print("\n== classify: %d train / %d test documents, %s epochs, seeds %s" % (
-            len(train_docs), len(test_docs), args.epochs, args.seeds))
+        print("\n== classify: %d train / %d test documents, %s epochs, seeds %s%s" % (
+            len(train_docs), len(test_docs), args.epochs, args.seeds,
+            ", first %s epochs on the short train utterances" % args.short_first if args.short_first else ""))
         out["classify"] = section_classify(args, train_docs, test_docs, splits)
     if "scaling" in args.sections:
         print("\n== scaling: hierarchical attention inference, chunks of %d, %d documents per length"

@@ -12,7 +12,14 @@ from paddlepalm.artifact import load_head_weights, save_model, task_definition  
 
 class PalmModel:
     """A loaded model: ``predict(task, inputs)`` returns predictions, ``evaluate(task, file)``
-    returns metrics, for any of its tasks. Thread-safe."""
+    returns metrics, for any of its tasks. Thread-safe.
+
+    Batches of texts of mixed lengths run as length-sorted sub-batches where padding would cost
+    more than another engine call of ``split_cost_tokens`` tokens (``None``: as given); outputs are
+    the same, in input order.
+    """
+
+    split_cost_tokens: Optional[int] = 32
 
     def __init__(self, path: str):
         import paddlepalm.head  # noqa: F401  (registers the built-in heads and readers: a fresh
@@ -51,6 +58,7 @@ class PalmModel:
                     and "label_map_config" in _params(reader_cls):
                 args["label_map_config"] = {l: i for i, l in enumerate(spec["label_vocab"])}
             reader = reader_cls(backbone_dir, phase="predict", **args)
+            reader.split_cost_tokens = self.split_cost_tokens
             self.readers[name] = reader.view(spec["reader"]["view"]) if "view" in spec["reader"] else reader
             owner = spec.get("head_owner", name)
             if owner not in built_heads:

@@ -86,6 +86,9 @@ class Reader:
     pad_values: Dict[str, Any] = {}
     meta_fields: Sequence[str] = ()  # feature fields kept for postprocessing, never batched
     max_rows_per_batch: Optional[int] = None  # cap on encoder rows (chunks) per batch, if any
+    # dev/predict phase: split batches into length-sorted sub-batches when padding costs more than
+    # an engine call of this many tokens (reader.batching.length_groups); None: batches as given
+    split_cost_tokens: Optional[int] = None
 
     def __init__(self, vocab_path: Union[str, Tokenizer, None] = None, max_len: int = 128,
                  tokenizer: Union[str, Tokenizer] = "wordpiece", lang: str = "en",
@@ -219,7 +222,8 @@ class Reader:
         self._batcher = Batcher(features, self._batch_size, self.collate,
                                 shuffle=train and shuffle_train, seed=self.seed,
                                 bucket=self.bucket_by_length and train, max_rows=self.max_rows_per_batch,
-                                collate_rng=type(self).collate is not Reader.collate)  # the base collate draws nothing
+                                collate_rng=type(self).collate is not Reader.collate,
+                                split_cost=None if train else self.split_cost_tokens)  # the base collate draws nothing
         # in-memory predict inputs (palm.load().predict, serving) come per call: debug, not a line per request
         (logger.debug if source == "<memory>" else logger.info)(
             "%s: %d examples -> %d features from %s", self.describe(), len(self.examples), len(features), source)

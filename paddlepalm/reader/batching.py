@@ -124,15 +124,42 @@ def _split(order: np.ndarray, batch_size: int, costs: Optional[np.ndarray],
     return batches
 
 
+def length_groups(lengths: Sequence[int], call_cost: int) -> List[List[int]]:
+    """Split one batch into length-sorted sub-batches that cost the least to run.
+
+    A sub-batch costs ``call_cost`` (the fixed cost of one engine call, in tokens) plus its rows
+    times its longest length (what it is padded to). Returns index lists into ``lengths``, shortest
+    group first; exact (dynamic programming over the sorted lengths, O(n^2) for n rows).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    n = len(order)
+    best = [0] + [None] * n  # best[j]: least cost of the j shortest rows
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        longest = lengths[order[j - 1]]
+        for i in range(j):
+            cost = best[i] + call_cost + (j - i) * longest
+            if best[j] is None or cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups, j = [], n
+    while j > 0:
+        groups.append(order[cut[j]:j])
+        j = cut[j]
+    return groups[::-1]
+
+
 def batch_order(lengths: Sequence[int], batch_size: int, shuffle: bool, rng: np.random.Generator,
                 bucket: bool = False, bucket_factor: int = 50, drop_last: bool = False,
-                costs: Optional[Sequence[int]] = None, max_cost: Optional[int] = None) -> List[np.ndarray]:
+                costs: Optional[Sequence[int]] = None, max_cost: Optional[int] = None,
+                split_cost: Optional[int] = None) -> List[np.ndarray]:
     """Index lists of each batch for one epoch.
 
     With ``bucket``, examples are shuffled, cut into pools of ``batch_size * bucket_factor``,
     sorted by length inside each pool and split into batches, whose order is then shuffled: padding
     waste falls while batches stay random. With ``max_cost``, a batch also ends before its items'
-    ``costs`` (e.g. encoder rows) would exceed ``max_cost``.
+    ``costs`` (e.g. encoder rows) would exceed ``max_cost``. With ``split_cost`` (for inference:
+    the items keep their batches, only the order of rows changes), each batch is further split by
+    :func:`length_groups` when padding it to its longest row costs more than extra engine calls.
     """
     n = len(lengths)
     order = rng.permutation(n) if shuffle else np.arange(n)
@@ -149,6 +176,9 @@ def batch_order(lengths: Sequence[int], batch_size: int, shuffle: bool, rng: np.
         batches.pop()
     if bucket and shuffle:
         batches = [batches[i] for i in rng.permutation(len(batches))]
+    if split_cost is not None:
+        lengths = np.asarray(lengths)
+        batches = [b[group] for b in batches for group in length_groups(lengths[b].tolist(), split_cost)]
     return batches
 
 
@@ -165,13 +195,18 @@ class Batcher:
 
     ``collate_rng=False``: ``collate`` makes no random choices and gets ``None`` instead of a
     generator (seeding one costs ~20 us a batch, a few % of a one-text ONNX Runtime prediction).
+
+    ``split_cost`` (inference only, unchunked features): each batch is cut into length-sorted
+    sub-batches where padding costs more than another engine call of ``split_cost`` tokens
+    (:func:`length_groups`); results keep their ``feature_index``, so callers that sort by it
+    see no difference but speed.
     """
 
     def __init__(self, features: Sequence[Feature], batch_size: int,
                  collate: Callable[[List[Feature], Optional[np.random.Generator]], Batch],
                  shuffle: bool = True, seed: Optional[int] = None, bucket: bool = False,
                  drop_last: bool = False, length_key: str = "input_ids", max_rows: Optional[int] = None,
-                 collate_rng: bool = True):
+                 collate_rng: bool = True, split_cost: Optional[int] = None):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1, got %r" % (batch_size,))
         self.rows = [num_rows(f) for f in features]
@@ -183,6 +218,11 @@ class Batcher:
                 raise ValueError("a feature takes %d encoder rows, more than max_rows=%d allows"
                                  % (widest, max_rows))
         self.max_rows = max_rows
+        if split_cost is not None and (shuffle or bucket or drop_last):
+            raise ValueError("split_cost is for inference batches: not with shuffle, bucket or drop_last")
+        if max(self.rows, default=1) > 1:
+            split_cost = None  # chunked documents are padded per chunk row: nothing to gain
+        self.split_cost = split_cost
         self.features = features
         self.batch_size = batch_size
         self.collate = collate
@@ -203,7 +243,7 @@ class Batcher:
         self._epoch_start_state = self._initial_state
 
     def steps_per_epoch(self) -> int:
-        if self.max_rows is not None:  # batches end by rows too: count this epoch's plan
+        if self.max_rows is not None or self.split_cost is not None:  # count this epoch's plan
             return len(self._plan())
         n = len(self.features)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
@@ -211,7 +251,8 @@ class Batcher:
     def _plan(self) -> List[np.ndarray]:
         self.rng.bit_generator.state = self._epoch_start_state
         return batch_order(self.lengths, self.batch_size, self.shuffle, self.rng, self.bucket,
-                           drop_last=self.drop_last, costs=self.rows, max_cost=self.max_rows)
+                           drop_last=self.drop_last, costs=self.rows, max_cost=self.max_rows,
+                           split_cost=self.split_cost)
 
     def epoch_batches(self) -> Iterator[Batch]:
         """The rest of the current epoch (all of it, unless resumed mid-way)."""
