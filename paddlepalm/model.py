@@ -14,9 +14,9 @@ class PalmModel:
     """A loaded model: ``predict(task, inputs)`` returns predictions, ``evaluate(task, file)``
     returns metrics, for any of its tasks. Thread-safe.
 
-    Batches of texts of mixed lengths run as length-sorted sub-batches where padding would cost
-    more than another engine call of ``split_cost_tokens`` tokens (``None``: as given); outputs are
-    the same, in input order.
+    On CPU, batches of texts of mixed lengths run as length-sorted sub-batches where padding would
+    cost more than another engine call of ``split_cost_tokens`` tokens (``None``: as given; on GPU a
+    call costs more than padding, so batches stay whole); outputs are the same, in input order.
     """
 
     split_cost_tokens: Optional[int] = 32
@@ -58,7 +58,7 @@ class PalmModel:
                     and "label_map_config" in _params(reader_cls):
                 args["label_map_config"] = {l: i for i, l in enumerate(spec["label_vocab"])}
             reader = reader_cls(backbone_dir, phase="predict", **args)
-            reader.split_cost_tokens = self.split_cost_tokens
+            reader.split_cost_tokens = self.split_cost_tokens if self._runs_on_cpu() else None
             self.readers[name] = reader.view(spec["reader"]["view"]) if "view" in spec["reader"] else reader
             owner = spec.get("head_owner", name)
             if owner not in built_heads:
@@ -68,6 +68,11 @@ class PalmModel:
                 head.eval()
                 built_heads[owner] = head
             self.heads[name] = built_heads[owner]
+
+    def _runs_on_cpu(self) -> bool:
+        import paddle
+
+        return paddle.device.get_device().startswith("cpu")
 
     def _engine_forward(self, task: str):
         """The forward replacing the Paddle one for ``task`` (deployment backends), or None."""

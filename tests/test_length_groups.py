@@ -113,3 +113,20 @@ def test_predictions_are_the_same_with_and_without_the_split(model, monkeypatch)
     cls_split, cls_whole = shapes[0], shapes[1]
     assert len(cls_whole) == 1 and len(cls_split) > 1
     assert sum(r * w for r, w in cls_split) < sum(r * w for r, w in cls_whole)
+
+
+def test_batches_stay_whole_on_gpu(tmp_path_factory, monkeypatch, model):
+    import paddle
+
+    from paddlepalm.deploy.predictor import Predictor
+
+    assert all(getattr(r, "reader", r).split_cost_tokens == 32 for r in model.readers.values())  # CPU here
+    monkeypatch.setattr(paddle.device, "get_device", lambda: "gpu:0")
+    on_gpu = palm.load(model.path)
+    assert all(getattr(r, "reader", r).split_cost_tokens is None for r in on_gpu.readers.values())
+    # ONNX Runtime sessions run on the CPU provider whatever device Paddle has
+    ort = Predictor.__new__(Predictor)
+    ort.backend = "onnxruntime"
+    assert ort._runs_on_cpu()
+    ort.backend = "dygraph"
+    assert not ort._runs_on_cpu()

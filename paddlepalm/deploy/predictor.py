@@ -164,6 +164,9 @@ class Predictor(PalmModel):
     def _load_backbone(self, backbone_dir: str):
         return super()._load_backbone(backbone_dir) if BACKENDS[self.backend] is None else None
 
+    def _runs_on_cpu(self) -> bool:
+        return self.backend == "onnxruntime" or super()._runs_on_cpu()  # sessions use the CPU provider
+
     def _engine_forward(self, task: str):
         engine = self.engines.get(task)
         return engine.run if engine is not None else None
