@@ -109,6 +109,7 @@ def check_against(pipeline: HFPipeline, palm_model, intent_texts: List[str], slo
     for task, texts, hf in (("intent", intent_texts, pipeline.intent_logits(intent_texts)),
                             ("slot", slot_texts, pipeline.slot_logits(slot_texts)[0])):
         reader = palm_model.readers[task].clone("predict")
+        getattr(reader, "reader", reader).split_cost_tokens = None  # one batch of all the texts
         reader.load_examples(reader.make_examples(texts), len(texts))
         batch = next(iter(reader.iterator(num_epochs=1)))
         from paddlepalm.engine.inference import infer_outputs

@@ -277,6 +277,15 @@ def set_num_threads(num_threads: int, source: str = "num_threads option") -> int
     return n
 
 
+def process_num_threads(environ=os.environ) -> Optional[int]:
+    """The intra-op thread count this process runs with: paddlepalm's choice, else the user's
+    ``OMP_NUM_THREADS`` (None when neither says)."""
+    if _THREADS.get("num_threads"):
+        return int(_THREADS["num_threads"])
+    value = environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def _library_threads() -> Dict[str, Optional[int]]:
     """Threads MKL and OpenMP (Paddle's bundled libraries) would use now; None where not loaded."""
     out: Dict[str, Optional[int]] = {"mkl_max_threads": None, "omp_max_threads": None}

@@ -35,6 +35,25 @@ def test_inference_backend_matches_jit(exported):
     np.testing.assert_allclose(got["probs"], expected["probs"], atol=1e-5)
 
 
+def test_inference_run_leaves_the_process_thread_count_alone(exported):
+    """Paddle Inference resets MKL/OpenMP to 1 thread after its run; later Paddle ops of the
+    process (a dygraph model) must keep the process's count."""
+    from paddlepalm._env import _THREADS, _library_threads, set_num_threads
+    from paddlepalm.export import Predictor
+
+    path, _, batch = exported
+    saved = dict(_THREADS)
+    try:
+        set_num_threads(2)
+        Predictor(path, "a", backend="inference", threads=2).run(batch)
+        assert _library_threads() == {"mkl_max_threads": 2, "omp_max_threads": 2}
+    finally:
+        if saved.get("num_threads"):
+            set_num_threads(saved["num_threads"], saved["source"])
+        _THREADS.clear()
+        _THREADS.update(saved)
+
+
 def test_bf16_backend_close_to_fp32(exported):
     from paddlepalm.export import Predictor
 

@@ -111,12 +111,10 @@ class _PaddleInferenceEngine(_Engine):
         self._lock = threading.Lock()
 
     def run(self, batch):
+        from paddlepalm.deploy.paddle_export import run_inference
+
         with self._lock:
-            pred = self.predictor
-            for name in pred.get_input_names():
-                pred.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(batch[name]))
-            pred.run()
-            outs = [pred.get_output_handle(n).copy_to_cpu() for n in pred.get_output_names()]
+            outs = run_inference(self.predictor, batch)
         return dict(zip(self.outputs, outs))
 
 
