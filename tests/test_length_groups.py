@@ -115,7 +115,7 @@ def test_predictions_are_the_same_with_and_without_the_split(model, monkeypatch)
     assert sum(r * w for r, w in cls_split) < sum(r * w for r, w in cls_whole)
 
 
-def test_batches_stay_whole_on_gpu(tmp_path_factory, monkeypatch, model):
+def test_batches_stay_whole_on_gpu(monkeypatch, model):
     import paddle
 
     from paddlepalm.deploy.predictor import Predictor

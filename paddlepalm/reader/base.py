@@ -222,8 +222,8 @@ class Reader:
         self._batcher = Batcher(features, self._batch_size, self.collate,
                                 shuffle=train and shuffle_train, seed=self.seed,
                                 bucket=self.bucket_by_length and train, max_rows=self.max_rows_per_batch,
-                                collate_rng=type(self).collate is not Reader.collate,
-                                split_cost=None if train else self.split_cost_tokens)  # the base collate draws nothing
+                                collate_rng=type(self).collate is not Reader.collate,  # the base collate draws nothing
+                                split_cost=None if train else self.split_cost_tokens)
         # in-memory predict inputs (palm.load().predict, serving) come per call: debug, not a line per request
         (logger.debug if source == "<memory>" else logger.info)(
             "%s: %d examples -> %d features from %s", self.describe(), len(self.examples), len(features), source)
