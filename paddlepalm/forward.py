@@ -26,21 +26,37 @@ def encoder_inputs(batch: Dict[str, paddle.Tensor], backbone) -> Dict[str, paddl
     return {k: batch[k] for k in ENCODER_INPUTS if k in wanted and k in batch}
 
 
-def head_encoder_options(heads, extra: Optional[Dict[str, bool]] = None) -> Dict[str, bool]:
+# options that narrow what the encoder computes: on only when EVERY head reading the pass asks
+NARROWING_OPTIONS = ("first_token_only",)
+
+
+def head_encoder_options(heads, extra: Optional[Dict[str, bool]] = None, backbone=None) -> Dict[str, bool]:
     """What the heads ask of the encoder call (their ``encoder_options()``, e.g.
-    ``output_hidden_states``), with ``extra``; an option any of them turns on is on."""
+    ``output_hidden_states``), with ``extra``; an option any of them turns on is on.
+
+    ``first_token_only`` (a head that reads [CLS] only, in eval mode) is the exception: it is
+    passed only when every head asks for it, ``extra`` does not name it, and ``backbone``
+    declares ``accepts_first_token_only``."""
     options: Dict[str, bool] = dict(extra or {})
-    for head in heads:
-        for name, value in (head.encoder_options() if hasattr(head, "encoder_options") else {}).items():
-            options[name] = bool(options.get(name)) or bool(value)
-    return options
+    asked = [head.encoder_options() if hasattr(head, "encoder_options") else {} for head in heads]
+    for ask in asked:
+        for name, value in ask.items():
+            if name not in NARROWING_OPTIONS:
+                options[name] = bool(options.get(name)) or bool(value)
+    for name in NARROWING_OPTIONS:
+        if name in options:
+            continue
+        if heads and all(ask.get(name) for ask in asked) and getattr(backbone, "accepts_" + name, False):
+            options[name] = True
+    return {k: v for k, v in options.items() if v or k not in NARROWING_OPTIONS}  # no False for backbones without it
 
 
 def run_task(backbone, head, batch: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
     """Encoder then head; returns the head's outputs (with ``'loss'`` when labels are present).
 
     The encoder also gets the head's ``encoder_options()`` (e.g. ``output_hidden_states``)."""
-    return head(backbone(**encoder_inputs(batch, backbone), **head_encoder_options([head])), batch)
+    return head(backbone(**encoder_inputs(batch, backbone), **head_encoder_options([head], backbone=backbone)),
+                batch)
 
 
 def outputs_to_numpy(outputs: Dict[str, paddle.Tensor]) -> Dict[str, np.ndarray]:

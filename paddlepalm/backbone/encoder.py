@@ -139,8 +139,15 @@ class SelfAttention(nn.Layer):
     def _split_heads(self, x):  # reshape's 0 keeps a dim: no shape arithmetic in exported graphs
         return x.reshape([0, 0, self.num_heads, self.head_dim]).transpose([0, 2, 1, 3])
 
-    def forward(self, x, additive_mask, need_weights: bool = False, relations=None):
-        q = self._split_heads(self.q_proj(x))
+    def forward(self, x, additive_mask, need_weights: bool = False, relations=None, query_rows: Optional[int] = None):
+        """``query_rows``: only the first ``query_rows`` positions attend (keys and values are every
+        position); the output then has ``query_rows`` rows."""
+        if query_rows:
+            if additive_mask is not None and additive_mask.shape[2] != 1:  # expanded [B, h, L, L]
+                additive_mask = additive_mask[:, :, :query_rows]
+            if relations is not None:
+                relations = relations[:query_rows]
+        q = self._split_heads(self.q_proj(x[:, :query_rows] if query_rows else x))
         k = self._split_heads(self.k_proj(x))
         v = self._split_heads(self.v_proj(x))
         scale = 1.0 / math.sqrt(self.head_dim)
@@ -184,8 +191,10 @@ class TransformerLayer(nn.Layer):
         self.dropout = fastpath.Dropout(config.hidden_dropout_prob)
         self.activation = _activation(config.hidden_act)
 
-    def forward(self, x, additive_mask, need_weights: bool = False, relations=None):
-        attn, weights = self.self_attn(x, additive_mask, need_weights, relations)
+    def forward(self, x, additive_mask, need_weights: bool = False, relations=None, query_rows: Optional[int] = None):
+        attn, weights = self.self_attn(x, additive_mask, need_weights, relations, query_rows)
+        if query_rows:
+            x = x[:, :query_rows]
         x = self.norm1(x + self.dropout(attn))
         ffn = self.linear2(self.activation(self.linear1(x)))  # no dropout here, as in BERT / HF / PaddleNLP
         return self.norm2(x + self.dropout(ffn)), weights
@@ -208,9 +217,17 @@ class Pooler(nn.Layer):
 
 
 class Encoder(nn.Layer):
-    """BERT-family encoder; ``model(input_ids, token_type_ids=None, attention_mask=None)``."""
+    """BERT-family encoder; ``model(input_ids, token_type_ids=None, attention_mask=None)``.
+
+    ``first_token_only=True`` (asked for by heads that read [CLS] only, at inference): the last
+    layer computes position 0 alone (its keys and values still cover every position), so
+    ``sequence_output`` is ``[B, 1, H]`` and the last of ``hidden_states`` too; the [CLS] vector and
+    the pooled output are those of the full computation (to float rounding). Ignored with
+    ``output_attentions``.
+    """
 
     model_type = None  # set by the ERNIE / BERT / RoBERTa front classes
+    accepts_first_token_only = True  # see forward.head_encoder_options
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
@@ -226,7 +243,7 @@ class Encoder(nn.Layer):
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, position_ids=None,
                 task_type_ids=None, output_hidden_states: bool = False,
-                output_attentions: bool = False) -> EncoderOutput:
+                output_attentions: bool = False, first_token_only: bool = False) -> EncoderOutput:
         x = self.embeddings(input_ids, token_type_ids, position_ids, task_type_ids)
         additive_mask = None
         if attention_mask is not None:
@@ -240,8 +257,10 @@ class Encoder(nn.Layer):
         relations = None if self.relative_positions is None else self.relative_positions(input_ids.shape[1])
         hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
-        for layer in self.encoder.layers:
-            x, weights = layer(x, additive_mask, output_attentions, relations)
+        last = len(self.encoder.layers) - 1
+        for i, layer in enumerate(self.encoder.layers):
+            rows = 1 if first_token_only and i == last and not output_attentions else None
+            x, weights = layer(x, additive_mask, output_attentions, relations, rows)
             if output_hidden_states:
                 hidden_states.append(x)
             if output_attentions:

@@ -141,8 +141,10 @@ class Teacher:
             head.eval()
         inputs = {k: v for k, v in batch.items() if k not in head.label_fields}
         with paddle.no_grad():
+            # the distiller may read every position of the teacher's output: never first_token_only
             options = head_encoder_options([head], {"output_hidden_states": output_hidden_states,
-                                                    "output_attentions": output_attentions})
+                                                    "output_attentions": output_attentions,
+                                                    "first_token_only": False}, backbone)
             encoded = self._encode(backbone, batch, options)  # a head may want more layers
             outputs = head(encoded, inputs)
         return outputs, encoded

@@ -59,7 +59,7 @@ class MultiTaskNetwork:
         from paddlepalm.forward import encoder_inputs, head_encoder_options, to_tensors
 
         tensors = to_tensors(batch)
-        options = head_encoder_options([t.head for t in tasks], encoder_options)
+        options = head_encoder_options([t.head for t in tasks], encoder_options, self.backbone)
         encoded = self.backbone(**encoder_inputs(tensors, self.backbone), **options)
         outputs = [t.head(encoded, tensors) for t in tasks]
         if transform is not None:

@@ -153,7 +153,10 @@ class SentenceEncoding(nn.Layer):
         self.chunk_pool = build_chunk_pool(chunk_pooling, self.dim, init_range)
 
     def encoder_options(self) -> Dict[str, bool]:
-        return {"output_hidden_states": True} if self.representation in LAYER_REPRESENTATIONS else {}
+        options = {"output_hidden_states": True} if self.representation in LAYER_REPRESENTATIONS else {}
+        if not self.training and self.representation != "mean_tokens":  # [CLS] rows only: at inference,
+            options["first_token_only"] = True  # the encoder's last layer may skip every other position
+        return options
 
     def forward(self, encoder_output: EncoderOutput, batch) -> paddle.Tensor:
         mask = batch["attention_mask"] if self.representation == "mean_tokens" and "attention_mask" in batch \
