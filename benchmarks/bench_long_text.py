@@ -393,9 +393,13 @@ def section_slots(args, test_docs, splits, test_utts):
                                 args.data_seed + 4)
     negatives = paragraph_snippets(train_paras, len(items) if args.slot_negatives < 0 else args.slot_negatives,
                                    args.data_seed + 3)
-    print("slot model: %d short train utterances + %d of them inside train-paragraph text (read through "
-          "windows) + %d all-O snippets; %s epochs, max_len %d, window_stride %d, batch %d, %s head, lr %g, "
-          "head lr %g" % (len(items), len(context), len(negatives), args.slot_epochs, args.slot_max_len,
+    whole = [{"words": d["words"], "tags": d["tags"]}
+             for d in make_documents(random.Random(args.data_seed + 5).sample(list(train_utts), args.slot_train_docs),
+                                     train_paras, args.data_seed + 5)] if args.slot_train_docs else []
+    print("slot model: %d short train utterances + %d of them inside train-paragraph text + %d whole train "
+          "documents (both read through windows) + %d all-O snippets; %s epochs, max_len %d, window_stride %d, "
+          "batch %d, %s head, lr %g, head lr %g"
+          % (len(items), len(context), len(whole), len(negatives), args.slot_epochs, args.slot_max_len,
                           args.window_stride, args.slot_batch_size, "CRF" if args.slot_crf else "softmax",
                           args.slot_lr, args.slot_head_lr), flush=True)
     short = [{"words": list(u.words), "tags": list(u.tags)} for u in test_utts]
@@ -405,7 +409,7 @@ def section_slots(args, test_docs, splits, test_utts):
              ("long, truncated at %d" % args.slot_max_len, long_docs, {})]
     results = []
     for seed in args.seeds:
-        results += train_and_score_slots(seed, items + context + negatives, cases, label_map, args)
+        results += train_and_score_slots(seed, items + context + whole + negatives, cases, label_map, args)
     rows = []
     for name, inputs, _ in cases:
         runs = [r for r in results if r["case"] == name]
@@ -526,6 +530,9 @@ def parse_args(argv=None):
     p.add_argument("--slot-negatives", type=int, default=0,
                    help="all-O 15-word snippets of train paragraphs added to the slot training set (-1: as many "
                         "as utterances)")
+    p.add_argument("--slot-train-docs", type=int, default=0,
+                   help="whole train documents (3-8 train paragraphs around a train utterance, like the test "
+                        "documents) added to the slot training set, read through windows")
     p.add_argument("--slot-max-len", type=int, default=64)
     p.add_argument("--slot-epochs", type=float, default=2)
     p.add_argument("--slot-batch-size", type=int, default=32)
