@@ -139,9 +139,25 @@ def machine_description() -> str:
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
     load = os.getloadavg()
-    return ("%s, %d physical cores / %d logical, %.0f GiB RAM, %s; %s; Python %s; load average %.1f %.1f %.1f"
+    return ("%s, %d physical cores / %d logical, %.0f GiB RAM, %s; %s; Python %s; load average %.1f %.1f %.1f; "
+            "memory read %.1f GB/s (1 thread)"
             % (cpu_model(), physical_cores(), os.cpu_count() or 0, mem_gb, "+".join(isa) or "no AVX2",
-               platform.platform(terse=True), platform.python_version(), *load))
+               platform.platform(terse=True), platform.python_version(), *load, memory_read_gbs()))
+
+
+def memory_read_gbs(megabytes: int = 256, repeats: int = 3) -> float:
+    """One thread's memory read rate now (numpy sum over a buffer far larger than the caches, best
+    of ``repeats``): on a shared box, neighbours' traffic lowers it, and with it every
+    bandwidth-bound figure (batch-1 inference, int8), so tables carry it."""
+    import numpy as np
+
+    buf = np.ones(megabytes * 2 ** 20 // 4, dtype=np.float32)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        buf.sum()
+        best = min(best, time.perf_counter() - start)
+    return buf.nbytes / best / 1e9
 
 
 def peak_rss_mb() -> float:
