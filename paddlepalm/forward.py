@@ -34,17 +34,19 @@ def head_encoder_options(heads, extra: Optional[Dict[str, bool]] = None, backbon
     """What the heads ask of the encoder call (their ``encoder_options()``, e.g.
     ``output_hidden_states``), with ``extra``; an option any of them turns on is on.
 
-    ``first_token_only`` (a head that reads [CLS] only, in eval mode) is the exception: it is
-    passed only when every head asks for it, ``extra`` does not name it, and ``backbone``
-    declares ``accepts_first_token_only``."""
+    ``first_token_only`` (a head that reads [CLS] only) is the exception: it is passed only when
+    every head asks for it, ``extra`` neither names it nor asks for anything (a distiller asking
+    for hidden states or attentions reads every position), and ``backbone`` declares
+    ``accepts_first_token_only``."""
     options: Dict[str, bool] = dict(extra or {})
     asked = [head.encoder_options() if hasattr(head, "encoder_options") else {} for head in heads]
     for ask in asked:
         for name, value in ask.items():
             if name not in NARROWING_OPTIONS:
                 options[name] = bool(options.get(name)) or bool(value)
+    outside_asks = any(v for k, v in (extra or {}).items() if k not in NARROWING_OPTIONS)
     for name in NARROWING_OPTIONS:
-        if name in options:
+        if name in options or outside_asks:
             continue
         if heads and all(ask.get(name) for ask in asked) and getattr(backbone, "accepts_" + name, False):
             options[name] = True

@@ -58,7 +58,7 @@ def _heads():
     return classify, mean, layers, labels
 
 
-def test_only_when_every_head_reads_cls_at_inference():
+def test_only_when_every_head_reads_cls():
     model = tiny_model()
     classify, mean, layers, labels = _heads()
     assert head_encoder_options([classify], backbone=model) == {"first_token_only": True}
@@ -71,8 +71,10 @@ def test_only_when_every_head_reads_cls_at_inference():
         {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64,
          "downsampling_rate": 2, "num_hash_functions": 2, "num_hash_buckets": 64,
          "max_position_embeddings": 64, "local_transformer_stride": 4}, phase="predict")) == {}
-    classify.train()
-    assert head_encoder_options([classify], backbone=model) == {}  # training reads the full pass
+    # a distiller that reads the student's hidden states needs every position
+    assert head_encoder_options([classify], {"output_hidden_states": True}, model) == {"output_hidden_states": True}
+    classify.train()  # training too: the loss reads [CLS] only
+    assert head_encoder_options([classify], backbone=model) == {"first_token_only": True}
 
 
 @pytest.mark.parametrize("representation", ["pooled", "cls", "max_layers"])
@@ -88,3 +90,29 @@ def test_head_outputs_are_unchanged(representation):
         full = head(model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
                           output_hidden_states=representation == "max_layers"), batch)["logits"].numpy()
     np.testing.assert_allclose(narrow, full, rtol=0, atol=1e-5)
+
+
+def test_training_gradients_equal_the_full_pass(monkeypatch):
+    """Training a [CLS] head: the loss never reads the last layer's other rows, so skipping them
+    leaves the loss and every encoder gradient unchanged (dropout off, float rounding aside)."""
+    from paddlepalm.backbone.encoder import Encoder
+
+    def grads(narrow: bool):
+        monkeypatch.setattr(Encoder, "accepts_first_token_only", narrow)
+        model = tiny_model(seed=5)
+        model.train()
+        paddle.seed(4)
+        head = palm.head.Classify(3, 32, phase="train")
+        batch = {"input_ids": paddle.to_tensor(IDS), "token_type_ids": paddle.to_tensor(TYPES),
+                 "attention_mask": paddle.to_tensor(MASK), "label": paddle.to_tensor(np.array([[1], [2]]))}
+        assert head_encoder_options([head], backbone=model) == ({"first_token_only": True} if narrow else {})
+        loss = run_task(model, head, batch)["loss"]
+        loss.backward()
+        return float(loss), {n: p.grad.numpy() for n, p in model.named_parameters() if p.grad is not None}
+
+    loss_narrow, narrow = grads(True)
+    loss_full, full = grads(False)
+    assert abs(loss_narrow - loss_full) < 1e-6
+    assert sorted(narrow) == sorted(full) and len(full) > 20
+    for name in full:
+        np.testing.assert_allclose(narrow[name], full[name], rtol=0, atol=1e-5, err_msg=name)

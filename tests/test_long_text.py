@@ -200,7 +200,10 @@ def test_heads_train_on_each_representation(vocab, tmp_path, representation, wid
     reader = palm.reader.ClassifyReader(vocab, 16, seed=1).load_data(path, 4)
     head = palm.head.Classify(2, 32, representation=representation, last_layers=2)
     assert head.classifier.weight.shape == [width, 2]
-    assert head.encoder_options() == ({} if representation == "pooled" else {"output_hidden_states": True})
+    expected = {} if representation in ("pooled", "cls", "mean_tokens") else {"output_hidden_states": True}
+    if representation != "mean_tokens":
+        expected["first_token_only"] = True  # [CLS] rows only: the last layer may skip the rest
+    assert head.encoder_options() == expected
     losses = overfit(reader, head, tiny_model("bert"), steps=40)
     assert losses[-1] < 0.1 < losses[0]
     with pytest.raises(ValueError, match="unknown sentence representation 'first'"):

@@ -1,5 +1,6 @@
 """The training engine's arithmetic is fixed: the shortened flagship's first 100 steps (task
-choice and loss at every step) equal those recorded before the engine redesign."""
+choice and loss at every step) equal the recorded run (see tests/golden/make_loop_reference.py
+for when and why it was re-recorded)."""
 import json
 import os
 

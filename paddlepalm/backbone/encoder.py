@@ -219,7 +219,7 @@ class Pooler(nn.Layer):
 class Encoder(nn.Layer):
     """BERT-family encoder; ``model(input_ids, token_type_ids=None, attention_mask=None)``.
 
-    ``first_token_only=True`` (asked for by heads that read [CLS] only, at inference): the last
+    ``first_token_only=True`` (asked for by heads that read [CLS] only): the last
     layer computes position 0 alone (its keys and values still cover every position), so
     ``sequence_output`` is ``[B, 1, H]`` and the last of ``hidden_states`` too; the [CLS] vector and
     the pooled output are those of the full computation (to float rounding). Ignored with

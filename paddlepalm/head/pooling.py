@@ -154,8 +154,8 @@ class SentenceEncoding(nn.Layer):
 
     def encoder_options(self) -> Dict[str, bool]:
         options = {"output_hidden_states": True} if self.representation in LAYER_REPRESENTATIONS else {}
-        if not self.training and self.representation != "mean_tokens":  # [CLS] rows only: at inference,
-            options["first_token_only"] = True  # the encoder's last layer may skip every other position
+        if self.representation != "mean_tokens":  # [CLS] rows only: the encoder's last layer may
+            options["first_token_only"] = True  # skip every other position (the loss never reads them)
         return options
 
     def forward(self, encoder_output: EncoderOutput, batch) -> paddle.Tensor:
