@@ -1,11 +1,11 @@
 #!/usr/bin/env python
-"""What ``first_token_only`` (the encoder's last layer computing [CLS] alone, at inference) buys a
-classification task, paired: the same model with the option on and off, full pipeline.
+"""What ``first_token_only`` (the encoder's last layer computing [CLS] alone) buys a classification
+task at inference, paired: the same model with the option on and off, full pipeline.
 
   python benchmarks/bench_first_token.py MODEL_DIR --task intent --batch-sizes 1,8,32 --threads 1,2
 
-``MODEL_DIR`` is a saved model (``palm.load``'s) with a classify task. The task is exported twice
-to ONNX into a temporary folder, with the option and without it (``Encoder.accepts_first_token_only``
+``MODEL_DIR`` is a saved model (``palm.load``'s) with a classify task. The model (every task: a
+``Predictor`` loads them all) is exported twice to ONNX into a temporary folder, with the option and without it (``Encoder.accepts_first_token_only``
 set to False while exporting); dygraph runs with the class attribute switched between rounds.
 Per thread count one worker process times ``predict(task, texts)`` over the SNIPS test utterances
 for dygraph and ONNX Runtime fp32 / int8, on and off alternating within each of ``--rounds``
@@ -23,13 +23,13 @@ sys.path.insert(0, os.path.dirname(BENCH_DIR))
 import common  # noqa: E402
 
 
-def _export(model_dir: str, task: str, out: str, narrow: bool) -> str:
+def _export(model_dir: str, out: str, narrow: bool) -> str:
     from paddlepalm.backbone.encoder import Encoder
     from paddlepalm.deploy.exporter import export
 
     Encoder.accepts_first_token_only = narrow
     try:
-        export(model_dir, out, int8=True, log=lambda line: None)  # a Predictor needs every task
+        export(model_dir, out, int8=True, log=lambda line: None)
     finally:
         Encoder.accepts_first_token_only = True
     return out
@@ -96,8 +96,8 @@ def main(argv=None) -> None:
         return worker(args)
     print(common.machine_description())
     with tempfile.TemporaryDirectory() as tmp:
-        on = _export(args.model_dir, args.task, os.path.join(tmp, "on"), True)
-        off = _export(args.model_dir, args.task, os.path.join(tmp, "off"), False)
+        on = _export(args.model_dir, os.path.join(tmp, "on"), True)
+        off = _export(args.model_dir, os.path.join(tmp, "off"), False)
         rows = []
         for threads in common.parse_thread_counts(args.threads):
             cmd = [sys.executable, os.path.abspath(__file__), args.model_dir, "--task", args.task,
