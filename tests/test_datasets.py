@@ -8,7 +8,7 @@ import pytest
 
 import paddlepalm.reader.snips as old_snips
 from paddlepalm.datasets import locate, snips, snips_download
-from paddlepalm.datasets.conll import read_sentence_blocks
+from paddlepalm.datasets.conll import limit_conll, read_sentence_blocks
 from paddlepalm.datasets.xquad import split_articles
 from paddlepalm.downloader.errors import ChecksumError
 from paddlepalm.errors import DataError
@@ -132,7 +132,16 @@ def test_split_articles_holds_out_whole_articles(tmp_path):
 def test_conll_blocks_drop_docstart_and_windows_newlines(tmp_path):
     path = tmp_path / "a.conll"
     path.write_bytes(b"-DOCSTART- O\r\n\r\nA\tO\r\nb\tB-x\r\n\r\n\r\nC\tO\r\n")
-    assert read_sentence_blocks(str(path)) == ["A\tO\nb\tB-x", "\nC\tO\n"]
+    assert read_sentence_blocks(str(path)) == ["A\tO\nb\tB-x", "C\tO"]
+
+
+def test_conll_blocks_end_at_whitespace_only_lines(tmp_path):
+    # WNUT-17's train file ends most sentences with a line holding one tab; the reader splits there too
+    path = tmp_path / "a.conll"
+    path.write_text("A\tO\nb\tB-x\n\t\nC\tO\n  \nD\tO\n\ne\tO\n", encoding="utf-8")
+    assert read_sentence_blocks(str(path)) == ["A\tO\nb\tB-x", "C\tO", "D\tO", "e\tO"]
+    dest = limit_conll(str(path), 3, str(tmp_path / "b.conll"), seed=0)
+    assert len(read_sentence_blocks(dest)) == 3
 
 
 def test_default_eval_steps():

@@ -6,10 +6,24 @@ from paddlepalm.datasets.subset import subsample
 
 
 def read_sentence_blocks(path: str) -> List[str]:
-    """The sentences of a CoNLL file as text blocks, in file order; ``-DOCSTART-`` blocks dropped."""
+    """The sentences of a CoNLL file as text blocks (their lines joined by ``\\n``), in file order.
+
+    A sentence ends at a line that is empty or holds only whitespace, as in the sequence-labelling
+    reader (WNUT-17's train file separates 2,394 of its 3,394 sentences by a line holding one tab);
+    ``-DOCSTART-`` blocks are dropped.
+    """
+    blocks: List[str] = []
+    lines: List[str] = []
     with open(path, encoding="utf-8") as f:
-        return [b for b in f.read().replace("\r\n", "\n").split("\n\n")
-                if b.strip() and not b.lstrip().startswith("-DOCSTART-")]
+        for line in f.read().replace("\r\n", "\n").split("\n"):
+            if line.strip():
+                lines.append(line)
+            elif lines:
+                blocks.append("\n".join(lines))
+                lines = []
+    if lines:
+        blocks.append("\n".join(lines))
+    return [b for b in blocks if not b.lstrip().startswith("-DOCSTART-")]
 
 
 def limit_conll(path: str, limit: Optional[int], dest: str, seed: int = 0) -> str:
