@@ -393,13 +393,15 @@ def section_slots(args, test_docs, splits, test_utts):
                                 args.data_seed + 4)
     negatives = paragraph_snippets(train_paras, len(items) if args.slot_negatives < 0 else args.slot_negatives,
                                    args.data_seed + 3)
+    foreign = corpus_negatives(args.slot_negative_corpus) if args.slot_negative_corpus else []
     whole = [{"words": d["words"], "tags": d["tags"]}
              for d in make_documents(random.Random(args.data_seed + 5).sample(list(train_utts), args.slot_train_docs),
                                      train_paras, args.data_seed + 5)] if args.slot_train_docs else []
     print("slot model: %d short train utterances + %d of them inside train-paragraph text + %d whole train "
-          "documents (both read through windows) + %d all-O snippets; %s epochs, max_len %d, window_stride %d, "
+          "documents (both read through windows) + %d all-O snippets + %d all-O sentences of %s; %s epochs, max_len %d, window_stride %d, "
           "batch %d, %s head, lr %g, head lr %g"
-          % (len(items), len(context), len(whole), len(negatives), args.slot_epochs, args.slot_max_len,
+          % (len(items), len(context), len(whole), len(negatives), len(foreign), args.slot_negative_corpus or "-",
+             args.slot_epochs, args.slot_max_len,
                           args.window_stride, args.slot_batch_size, "CRF" if args.slot_crf else "softmax",
                           args.slot_lr, args.slot_head_lr), flush=True)
     short = [{"words": list(u.words), "tags": list(u.tags)} for u in test_utts]
@@ -409,7 +411,7 @@ def section_slots(args, test_docs, splits, test_utts):
              ("long, truncated at %d" % args.slot_max_len, long_docs, {})]
     results = []
     for seed in args.seeds:
-        results += train_and_score_slots(seed, items + context + whole + negatives, cases, label_map, args)
+        results += train_and_score_slots(seed, items + context + whole + negatives + foreign, cases, label_map, args)
     rows = []
     for name, inputs, _ in cases:
         runs = [r for r in results if r["case"] == name]
@@ -492,6 +494,19 @@ def paragraph_snippets(paragraphs: Sequence[str], count: int, seed: int, words: 
     return out
 
 
+def corpus_negatives(path: str) -> List[Dict]:
+    """Every sentence of a CoNLL file (first column: the words) with every word tagged ``O``: text
+    from outside XQuAD and SNIPS (e.g. WNUT-17's tweets, full of names of people, places and works)
+    that the slot model learns carries no SNIPS slot. The file's own tags are ignored."""
+    from paddlepalm.datasets import read_sentence_blocks
+
+    out = []
+    for block in read_sentence_blocks(path):
+        words = [line.split("\t")[0].split()[0] for line in block.splitlines() if line.strip()]
+        out.append({"words": words, "tags": ["O"] * len(words)})
+    return out
+
+
 # ----------------------------------------------------------------------------- main
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -533,6 +548,9 @@ def parse_args(argv=None):
     p.add_argument("--slot-train-docs", type=int, default=0,
                    help="whole train documents (3-8 train paragraphs around a train utterance, like the test "
                         "documents) added to the slot training set, read through windows")
+    p.add_argument("--slot-negative-corpus", default=None,
+                   help="a CoNLL file (e.g. ../shared/datasets/wnut17/wnut17train.conll) whose sentences are added "
+                        "to the slot training set with every word tagged O")
     p.add_argument("--slot-max-len", type=int, default=64)
     p.add_argument("--slot-epochs", type=float, default=2)
     p.add_argument("--slot-batch-size", type=int, default=32)
