@@ -229,3 +229,68 @@ def test_cli_export_onnx_and_errors(exported, tmp_path, capsys):
     assert main(["export", model_dir, "--out", str(tmp_path / "y"), "--dev", "cls=a.tsv"]) == 1
     assert "pass int8=True" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "y")
+
+
+def _task_batches(model, task):
+    reader = model.readers[task].clone("predict")
+    reader.load_examples(reader.make_examples(INPUTS[task]), 4)
+    return list(reader.iterator(num_epochs=1))
+
+
+def test_attention_fused_at_load_and_outputs_unchanged(exported, monkeypatch):
+    import onnx
+
+    from paddlepalm.deploy import Predictor
+    from paddlepalm.deploy import predictor as predictor_module
+
+    model_dir, model, _ = exported
+    layers = model.backbone.config.num_hidden_layers
+    fused, fused_int8 = Predictor(model_dir), Predictor(model_dir, precision="int8")
+    monkeypatch.setattr(predictor_module._OnnxRuntimeEngine, "fuse_attention", False)
+    plain, plain_int8 = Predictor(model_dir), Predictor(model_dir, precision="int8")
+    for task in INPUTS:  # every block of every task's graph, fp32 and int8 ([CLS]-only last layer included)
+        assert fused.engines[task].fused_attention_blocks == layers, task
+        assert fused_int8.engines[task].fused_attention_blocks == layers, task
+        assert plain.engines[task].fused_attention_blocks == 0
+        for batch in _task_batches(model, task):
+            for a, b in ((fused, plain), (fused_int8, plain_int8)):
+                got, expected = a.run(task, batch), b.run(task, batch)
+                for name in expected:
+                    np.testing.assert_allclose(got[name], expected[name], atol=1e-5, rtol=0, err_msg=task + "." + name)
+    manifest = json.load(open(os.path.join(model_dir, "export", "paddlepalm_deploy.json")))
+    on_disk = onnx.load(os.path.join(model_dir, "export", manifest["tasks"]["cls"]["onnx"]))
+    assert not [n for n in on_disk.graph.node if n.domain == "com.microsoft"]  # files stay standard ONNX
+
+
+def test_fuse_attention_leaves_blocks_it_does_not_know(exported):
+    import onnx
+    from onnx import numpy_helper
+
+    from paddlepalm.deploy.onnx_fusion import fuse_attention
+
+    model_dir, model, _ = exported
+    layers = model.backbone.config.num_hidden_layers
+    path = os.path.join(model_dir, "export", "cls", "model.onnx")
+    graph = onnx.load(path)
+    assert fuse_attention(graph) == layers
+    assert [n.op_type for n in graph.graph.node].count("MultiHeadAttention") == layers
+    assert "Softmax" not in [n.op_type for n in graph.graph.node if n.output[0] != graph.graph.output[-1].name]
+
+    # a mask that leaves weight on padding ((1 - m) * -1 instead of * -10000) is not a padding mask
+    graph = onnx.load(path)
+    filters = [i for i in graph.graph.initializer if numpy_helper.to_array(i).tolist() in ([-10000.0], -10000.0)]
+    assert len(filters) == 1
+    filters[0].CopyFrom(numpy_helper.from_array(np.array([-1.0], np.float32), filters[0].name))
+    assert fuse_attention(graph) == 0 and "MultiHeadAttention" not in [n.op_type for n in graph.graph.node]
+
+    # heads split with a computed size (-1) in one block: that block stays, the others are fused
+    graph = onnx.load(path)
+    reshape = next(n for n in graph.graph.node if n.op_type == "Reshape"
+                   and numpy_helper.to_array(next(i for i in graph.graph.initializer if i.name == n.input[1])).size == 4)
+    target = next(i for i in graph.graph.initializer if i.name == reshape.input[1])
+    shape = numpy_helper.to_array(target).copy()
+    shape[2] = -1
+    renamed = numpy_helper.from_array(shape, target.name + "_minus_one")
+    graph.graph.initializer.append(renamed)
+    reshape.input[1] = renamed.name
+    assert fuse_attention(graph) == layers - 1
