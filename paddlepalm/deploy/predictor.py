@@ -12,6 +12,7 @@ Only the encoder+head forward changes engine: readers and heads come from the mo
 so every backend answers in the same format as ``palm.load(dir).predict``.
 """
 import contextlib
+import importlib.util
 import json
 import os
 import threading
@@ -86,7 +87,7 @@ class _OnnxRuntimeEngine(_Engine):
         path = os.path.join(export_dir, spec[key])
         self.fused_attention_blocks = 0
         graph = path
-        if self.fuse_attention:
+        if self.fuse_attention and importlib.util.find_spec("onnx") is not None:  # onnx: the [onnx] extra
             import onnx
 
             from paddlepalm.deploy.onnx_fusion import fuse_attention
