@@ -26,7 +26,9 @@ to labels, ``predict(task, texts)`` per batch of texts, for dygraph fp32 (``palm
 Inference fp32, ONNX Runtime fp32 and int8 (``paddlepalm.deploy.Predictor``) and Hugging Face
 transformers + PyTorch eager with the same weights (``_hf_pipeline.py``, checked to give the same
 logits first), one worker process per ``--threads`` value, variants alternating within each
-round; accuracy / slot F1 on the SNIPS test set per row.
+round; accuracy / slot F1 on the SNIPS test set per row. ``--with-unfused`` adds ONNX Runtime fp32
+and int8 rows that load the graphs without the attention fusion (``Predictor(...,
+fuse_attention=False)``) and prints fused / unfused per cell.
 """
 import argparse
 import os
@@ -136,6 +138,10 @@ def pipeline_worker(args):
                 "paddle inference fp32": Predictor(args.pipeline, backend="inference", threads=threads),
                 "onnxruntime fp32": Predictor(args.pipeline, threads=threads),
                 "onnxruntime int8": Predictor(args.pipeline, precision="int8", threads=threads)}
+    if args.with_unfused:  # the same graphs without paddlepalm's attention fusion, paired in the same rounds
+        for precision in ("fp32", "int8"):
+            variants["onnxruntime %s unfused" % precision] = Predictor(args.pipeline, precision=precision,
+                                                                       threads=threads, fuse_attention=False)
     hf_diff = None
     if not args.no_hf:
         from _hf_pipeline import HFPipeline, check_against
@@ -174,6 +180,17 @@ def pipeline_worker(args):
     common.emit_result({"rows": rows, "hf_max_logit_diff": hf_diff})
 
 
+def _fusion_ratios(rows) -> list:
+    """``'2T b1 slot fp32 1.05x'`` per cell that has both an ONNX Runtime row and its unfused twin."""
+    eps = {(r["threads"], r["batch"], r["task"], r["variant"]): r["eps"] for r in rows}
+    out = []
+    for (threads, batch, task, variant), value in eps.items():
+        twin = eps.get((threads, batch, task, variant + " unfused"))
+        if variant.startswith("onnxruntime") and twin:
+            out.append("%dT b%d %s %s %.2fx" % (threads, batch, task, variant.split()[-1], value / twin))
+    return out
+
+
 def pipeline_main(args):
     threads_list = [int(t) for t in args.threads.split(",")]
     all_rows, diffs = [], {}
@@ -194,6 +211,9 @@ def pipeline_main(args):
             print("\n%d thread(s):\n%s" % (threads, table(result["rows"])), flush=True)
     print()
     print(table(all_rows))
+    fusion = _fusion_ratios(all_rows)
+    if fusion:
+        print("attention fusion, fused / unfused examples/s: " + "; ".join(fusion))
     print("full pipeline: raw text -> tokenizer -> engine -> post-processing (CRF Viterbi) -> labels; "
           "medians of %d alternating rounds; HF pipeline max |logit diff| to paddlepalm: %s"
           % (args.rounds, ", ".join("%s thread(s) %.1e" % (k, v) for k, v in diffs.items() if v is not None)))
@@ -207,6 +227,8 @@ def main(argv=None):
                         "ONNX + int8 export, the full text-to-labels pipeline" % ", ".join(PIPELINE_VARIANTS))
     p.add_argument("--threads", default="1,2", help="with --pipeline: thread counts, one worker process each")
     p.add_argument("--no-hf", action="store_true", help="with --pipeline: skip HF transformers + PyTorch")
+    p.add_argument("--with-unfused", action="store_true",
+                   help="with --pipeline: also ONNX Runtime fp32 / int8 without the attention fusion (paired rows)")
     p.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
     p.add_argument("--batch-sizes", default="1,8,64")
     p.add_argument("--rounds", type=int, default=3)

@@ -92,3 +92,13 @@ def test_palm_module_loads_metrics_without_the_package_init():
             "print(round(f1, 4), sys.modules['paddlepalm']._palm_stub, 'paddle' in sys.modules)" % BENCH)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["0.6667", "True", "False"]
+
+
+def test_fusion_ratios_pair_each_onnxruntime_row_with_its_unfused_twin():
+    import bench_infer
+
+    rows = [{"threads": 2, "batch": 1, "task": "slot", "variant": v, "eps": e}
+            for v, e in (("dygraph fp32", 100.0), ("onnxruntime fp32", 250.0), ("onnxruntime fp32 unfused", 200.0),
+                         ("onnxruntime int8", 900.0), ("onnxruntime int8 unfused", 600.0))]
+    rows.append({"threads": 1, "batch": 8, "task": "intent", "variant": "onnxruntime fp32", "eps": 50.0})  # no twin
+    assert bench_infer._fusion_ratios(rows) == ["2T b1 slot fp32 1.25x", "2T b1 slot int8 1.50x"]

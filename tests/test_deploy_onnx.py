@@ -237,17 +237,16 @@ def _task_batches(model, task):
     return list(reader.iterator(num_epochs=1))
 
 
-def test_attention_fused_at_load_and_outputs_unchanged(exported, monkeypatch):
+def test_attention_fused_at_load_and_outputs_unchanged(exported):
     import onnx
 
     from paddlepalm.deploy import Predictor
-    from paddlepalm.deploy import predictor as predictor_module
 
     model_dir, model, _ = exported
     layers = model.backbone.config.num_hidden_layers
     fused, fused_int8 = Predictor(model_dir), Predictor(model_dir, precision="int8")
-    monkeypatch.setattr(predictor_module._OnnxRuntimeEngine, "fuse_attention", False)
-    plain, plain_int8 = Predictor(model_dir), Predictor(model_dir, precision="int8")
+    plain = Predictor(model_dir, fuse_attention=False)
+    plain_int8 = Predictor(model_dir, precision="int8", fuse_attention=False)
     for task in INPUTS:  # every block of every task's graph, fp32 and int8 ([CLS]-only last layer included)
         assert fused.engines[task].fused_attention_blocks == layers, task
         assert fused_int8.engines[task].fused_attention_blocks == layers, task

@@ -60,15 +60,14 @@ class _OnnxRuntimeEngine(_Engine):
     batch 1 1.03x / 1.3x (paired alternating runs); fp32 outputs move by ~4e-6.
 
     ``fuse_attention``: each attention block of the encoder becomes one ``MultiHeadAttention``
-    node at load (:mod:`paddlepalm.deploy.onnx_fusion`; the file on disk is unchanged);
-    ``fused_attention_blocks`` says how many matched.
+    node at load (:mod:`paddlepalm.deploy.onnx_fusion`; the file on disk is unchanged; needs the
+    ``onnx`` package); ``fused_attention_blocks`` says how many matched.
     """
 
     precisions = ("fp32", "int8")
     disabled_optimizers = ("SkipLayerNormFusion",)
-    fuse_attention = True  # see paddlepalm.deploy.onnx_fusion; False loads the file as it is
 
-    def __init__(self, export_dir, task, spec, precision, threads):
+    def __init__(self, export_dir, task, spec, precision, threads, fuse_attention: bool = True):
         super().__init__(export_dir, task, spec, precision, threads)
         try:
             import onnxruntime as ort
@@ -87,7 +86,7 @@ class _OnnxRuntimeEngine(_Engine):
         path = os.path.join(export_dir, spec[key])
         self.fused_attention_blocks = 0
         graph = path
-        if self.fuse_attention and importlib.util.find_spec("onnx") is not None:  # onnx: the [onnx] extra
+        if fuse_attention and importlib.util.find_spec("onnx") is not None:  # onnx: the [onnx] extra
             import onnx
 
             from paddlepalm.deploy.onnx_fusion import fuse_attention
@@ -143,16 +142,18 @@ BACKENDS: Dict[str, Optional[Callable[..., _Engine]]] = {
 
 
 class Predictor(PalmModel):
-    """``Predictor(model_dir, backend='onnxruntime', precision='fp32', threads=None)``.
+    """``Predictor(model_dir, backend='onnxruntime', precision='fp32', threads=None, fuse_attention=True)``.
 
     ``predict(task, texts)`` answers exactly like ``palm.load(model_dir).predict``. ``export_dir``
     defaults to ``<model_dir>/export`` (what ``paddlepalm export MODEL_DIR`` writes). ``threads``
     sets the engine's intra-op threads (dygraph: ``paddle``'s CPU math threads). Thread-safe; the
     ONNX Runtime backend runs concurrent calls in parallel, the others serialise them.
+    ``fuse_attention`` (ONNX Runtime): one ``MultiHeadAttention`` node per attention block, built
+    at load (:mod:`paddlepalm.deploy.onnx_fusion`); False runs the exported graph as it is.
     """
 
     def __init__(self, model_dir: str, backend: str = "onnxruntime", precision: str = "fp32",
-                 threads: Optional[int] = None, export_dir: Optional[str] = None):
+                 threads: Optional[int] = None, export_dir: Optional[str] = None, fuse_attention: bool = True):
         if backend not in BACKENDS:
             raise ValueError("backend must be one of %s, got %r" % (", ".join(BACKENDS), backend))
         engine_cls = BACKENDS[backend]
@@ -172,7 +173,9 @@ class Predictor(PalmModel):
             for task in self.tasks:
                 if task not in manifest["tasks"]:
                     raise CheckpointError("%s: task %r was not exported" % (self.export_dir, task))
-                self.engines[task] = engine_cls(self.export_dir, task, manifest["tasks"][task], precision, threads)
+                options = {"fuse_attention": fuse_attention} if backend == "onnxruntime" else {}
+                self.engines[task] = engine_cls(self.export_dir, task, manifest["tasks"][task], precision, threads,
+                                                **options)
             if backend == "onnxruntime":
                 self._lock = contextlib.nullcontext()  # sessions are thread-safe; readers are per call
 
