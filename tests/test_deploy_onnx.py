@@ -293,3 +293,34 @@ def test_fuse_attention_leaves_blocks_it_does_not_know(exported):
     graph.graph.initializer.append(renamed)
     reshape.input[1] = renamed.name
     assert fuse_attention(graph) == layers - 1
+
+
+@pytest.mark.parametrize("model_type,overrides", [
+    ("roberta", {}), ("ernie", {}), ("nezha", {"relative_positions": True, "max_relative_position": 3}),
+])
+def test_attention_fusion_across_encoders(tmp_path, model_type, overrides):
+    """BERT is covered above; RoBERTa and ERNIE blocks fuse, NEZHA's relative positions do not match (left alone)."""
+    import onnx
+    import onnxruntime as ort
+
+    from paddlepalm.deploy.exporter import _to_onnx
+    from paddlepalm.deploy.onnx_fusion import fuse_attention
+    from paddlepalm.deploy.paddle_export import export_task
+    from tests.helpers import tiny_model, write_vocab
+
+    vocab = write_vocab(str(tmp_path / "vocab"))
+    backbone = tiny_model(model_type, **overrides)
+    reader = palm.reader.ClassifyReader(vocab, 24, seed=0, phase="predict")
+    head = palm.head.Classify(3, 32, phase="predict")
+    info = export_task(backbone, head, reader, str(tmp_path / "task"))
+    path = _to_onnx(str(tmp_path / "task" / "model"), str(tmp_path / "model.onnx"), 13)
+    graph = onnx.load(path)
+    fused = fuse_attention(graph)
+    assert fused == (0 if model_type == "nezha" else backbone.config.num_hidden_layers)
+    reader.load_examples(reader.make_examples(CLS_TEXTS), 4)
+    plain_session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    fused_session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    for batch in reader.iterator(num_epochs=1):
+        feed = {name: np.asarray(batch[name], dtype=np.int64) for name in info["inputs"]}
+        for a, b in zip(fused_session.run(None, feed), plain_session.run(None, feed)):
+            np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
