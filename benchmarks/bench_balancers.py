@@ -192,7 +192,7 @@ def main():
     args = parser.parse_args()
     if "fixed" not in args.methods:
         args.methods = ["fixed"] + args.methods
-    threads = args.threads or common.idle_cores()
+    threads = args.threads or common.default_threads()
     os.environ.update(common.thread_env(threads))
 
     import paddle

@@ -112,7 +112,7 @@ def main(argv=None):
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     args.l3 = [int(i) for i in args.l3.split(",")]
     args.l2 = [int(i) for i in args.l2.split(",")]
-    args.threads = args.threads or common.idle_cores()
+    args.threads = args.threads or common.default_threads()
     os.environ.update(common.thread_env(args.threads))  # before paddle loads
     args.data_dir = args.data_dir or common.default_snips_dir()
     args.model_dir = args.model_dir or common.minilm_dir()

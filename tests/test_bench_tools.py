@@ -102,3 +102,22 @@ def test_fusion_ratios_pair_each_onnxruntime_row_with_its_unfused_twin():
                          ("onnxruntime int8", 900.0), ("onnxruntime int8 unfused", 600.0))]
     rows.append({"threads": 1, "batch": 8, "task": "intent", "variant": "onnxruntime fp32", "eps": 50.0})  # no twin
     assert bench_infer._fusion_ratios(rows) == ["2T b1 slot fp32 1.25x", "2T b1 slot int8 1.50x"]
+
+
+def test_every_common_helper_the_benchmarks_call_exists():
+    # a helper removed from common.py once left three benchmarks failing whenever --threads was not given
+    import re
+
+    called = set()
+    for name in os.listdir(BENCH):
+        if name.endswith(".py"):
+            with open(os.path.join(BENCH, name), encoding="utf-8") as f:
+                called |= {(name, m) for m in re.findall(r"\bcommon\.([A-Za-z_]\w*)", f.read())}
+    missing = sorted((script, attr) for script, attr in called if attr != "py" and not hasattr(common, attr))
+    assert len(called) > 30 and not missing, missing
+
+
+def test_long_text_threads_default_to_paddlepalms():
+    import bench_long_text
+
+    assert bench_long_text.parse_args([]).threads == common.default_threads()
