@@ -449,7 +449,9 @@ def train_and_score_slots(seed: int, train_items, cases, label_map, args) -> Lis
     out = []
     for name, items, opts in cases:
         start = time.perf_counter()
-        metrics = trainer.predict(reader=reader("test", items, args.eval_batch_size, **opts))
+        output_dir = (os.path.join(args.slot_predictions, "seed%d_%s" % (seed, "".join(c if c.isalnum() else "_" for c in name)))
+                      if args.slot_predictions else None)  # predictions.json: words and predicted tags per input
+        metrics = trainer.predict(output_dir=output_dir, reader=reader("test", items, args.eval_batch_size, **opts))
         out.append({"case": name, "seed": seed, "f1": float(metrics["f1"]), "precision": float(metrics["precision"]),
                     "recall": float(metrics["recall"]), "train_s": train_s, "eval_s": time.perf_counter() - start})
         print("  seed %d, %s: slot F1 %.2f (precision %.2f, recall %.2f; train %.0f s, eval %.0f s)"
@@ -535,7 +537,7 @@ def parse_args(argv=None):
     p.add_argument("--head-epochs", type=int, default=40, help="head epochs of --frozen-encoder")
     p.add_argument("--lengths", default="600,1200,2500,5000")
     p.add_argument("--scaling-docs", type=int, default=3, help="documents timed per length")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: idle physical cores)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: paddlepalm's, the usable physical cores)")
     p.add_argument("--slot-train-per-intent", type=int, default=0,
                    help="short train utterances per intent for the slot model (0: all 13,084)")
     p.add_argument("--slot-context-docs", type=int, default=1000,
@@ -551,6 +553,8 @@ def parse_args(argv=None):
     p.add_argument("--slot-negative-corpus", default=None,
                    help="a CoNLL file (e.g. ../shared/datasets/wnut17/wnut17train.conll) whose sentences are added "
                         "to the slot training set with every word tagged O")
+    p.add_argument("--slot-predictions", default=None,
+                   help="write each case's predictions.json (words and predicted tags per input) under this folder")
     p.add_argument("--slot-max-len", type=int, default=64)
     p.add_argument("--slot-epochs", type=float, default=2)
     p.add_argument("--slot-batch-size", type=int, default=32)
@@ -569,7 +573,7 @@ def parse_args(argv=None):
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.configs = [c for c in args.configs.split(",") if c]
     args.lengths = [int(x) for x in args.lengths.split(",")]
-    args.threads = args.threads or common.idle_cores()
+    args.threads = args.threads or common.default_threads()
     unknown = [c for c in args.configs if c not in CONFIGS]
     if unknown:
         p.error("unknown config(s) %s; known: %s" % (", ".join(unknown), ", ".join(CONFIGS)))
