@@ -294,6 +294,13 @@ def test_fuse_attention_leaves_blocks_it_does_not_know(exported):
     reshape.input[1] = renamed.name
     assert fuse_attention(graph) == layers - 1
 
+    # a block whose attention weights are a graph output keeps them
+    graph = onnx.load(path)
+    softmax = next(n for n in graph.graph.node if n.op_type == "Softmax")
+    graph.graph.output.append(onnx.helper.make_tensor_value_info(softmax.output[0], onnx.TensorProto.FLOAT, None))
+    assert fuse_attention(graph) == layers - 1
+    assert softmax.output[0] in {o for n in graph.graph.node for o in n.output}
+
 
 @pytest.mark.parametrize("model_type,overrides", [
     ("roberta", {}), ("ernie", {}), ("nezha", {"relative_positions": True, "max_relative_position": 3}),

@@ -34,6 +34,7 @@ class _Graph:
         self._initializers = {i.name: i for i in graph.initializer}
         self._to_array = numpy_helper.to_array
         self.inputs = {i.name for i in graph.input}
+        self.outputs = {o.name for o in graph.output}
 
     def constant(self, name: str) -> Optional[np.ndarray]:
         if name in self._initializers:
@@ -153,6 +154,8 @@ def _match_block(g: _Graph, softmax) -> Optional[dict]:
         return None
     if mask is None or not (q and k and v) or len({q[1], k[1], v[1]}) != 1:
         return None
+    if g.outputs & {scores.output[0], softmax.output[0], weighted.output[0], merge.output[0]}:
+        return None  # the graph returns an intermediate (e.g. attention weights): it must stay
     return {"q": q[0], "k": k[0], "v": v[0], "heads": q[1], "scale": scale, "mask": mask, "out": out}
 
 
