@@ -4,16 +4,15 @@
   python benchmarks/bench_onnx_graph.py EXPORT_DIR --shapes 1x14,8x20,32x16 --threads 1,2
 
 ``EXPORT_DIR`` is what ``paddlepalm export MODEL_DIR --format onnx --int8`` wrote
-(``<model>/export``). For every task and precision in its manifest, two ONNX Runtime sessions
-with the Predictor's options -- one on the graph as exported, one on the graph after
-:func:`paddlepalm.deploy.onnx_fusion.fuse_attention` -- run the same fixed batches of random token
+(``<model>/export``). For every task and precision in its manifest, the ONNX Runtime Predictor's
+engine is built twice -- ``fuse_attention=False`` (the graph as exported) and ``True`` (after
+:func:`paddlepalm.deploy.onnx_fusion.fuse_attention`) -- and their sessions run the same fixed batches of random token
 ids (a random share of each row padded, [CLS] kept) in alternating rounds, one worker process per
 thread count. The table gives the median milliseconds per ``session.run`` and fused / unfused, and
 the largest output difference between the two. No tokenizer, no post-processing: for the whole
 pipeline see ``bench_infer.py --pipeline MODEL_DIR --with-unfused``.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -45,33 +44,22 @@ def _feed(session, batch: int, length: int, rng):
 
 def worker(args) -> None:
     import numpy as np
-    import onnx
-    import onnxruntime as ort
 
     import paddlepalm  # noqa: F401  (MKL_DEBUG_CPU_TYPE etc. before anything loads)
-    from paddlepalm.deploy.onnx_fusion import fuse_attention
-    from paddlepalm.deploy.predictor import _OnnxRuntimeEngine
+    from paddlepalm.deploy.predictor import _OnnxRuntimeEngine, read_manifest
 
-    with open(os.path.join(args.export_dir, "paddlepalm_deploy.json"), encoding="utf-8") as f:
-        manifest = json.load(f)
-
-    def session(graph):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = args.worker_threads
-        options.inter_op_num_threads = 1
-        return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"],
-                                    disabled_optimizers=list(_OnnxRuntimeEngine.disabled_optimizers))
-
+    manifest = read_manifest(args.export_dir)
     rng = np.random.default_rng(0)
     rows = []
     for task, spec in manifest["tasks"].items():
         for precision, key in (("fp32", "onnx"), ("int8", "onnx_int8")):
             if not spec.get(key):
                 continue
-            path = os.path.join(args.export_dir, spec[key])
-            model = onnx.load(path)
-            blocks = fuse_attention(model)
-            plain, fused = session(path), session(model.SerializeToString())
+            # the Predictor's own engines (session options, fusion), with and without the fusion
+            engines = {fused: _OnnxRuntimeEngine(args.export_dir, task, spec, precision, args.worker_threads,
+                                                 fuse_attention=fused) for fused in (False, True)}
+            plain, fused = engines[False].session, engines[True].session
+            blocks = engines[True].fused_attention_blocks
             for batch, length in args.shapes:
                 feed = _feed(plain, batch, length, rng)
                 diff = max(float(np.abs(a - b).max()) for a, b in zip(plain.run(None, feed), fused.run(None, feed)))
