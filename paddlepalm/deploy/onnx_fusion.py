@@ -72,17 +72,27 @@ def _attr(node, name: str):
     return None
 
 
+def _is_transpose(node, perm: List[int]) -> bool:
+    return node is not None and node.op_type == "Transpose" and list(_attr(node, "perm") or []) == perm
+
+
+def _reshape_target(g: _Graph, node, rank: int) -> Optional[np.ndarray]:
+    """The constant target of a ``Reshape`` to ``[0, 0, ...]`` (batch and length kept) of ``rank`` dims."""
+    if node is None or node.op_type != "Reshape":
+        return None
+    shape = g.constant(node.input[1])
+    if shape is None or shape.shape != (rank,) or shape[0] != 0 or shape[1] != 0 or min(shape[2:]) <= 0:
+        return None
+    return shape
+
+
 def _split_heads(g: _Graph, node) -> Optional[Tuple[str, int]]:
     """``Transpose(perm 0,2,1,3)(Reshape(x, [0, 0, H, D]))`` -> ``(x, H)``."""
-    if node is None or node.op_type != "Transpose" or list(_attr(node, "perm") or []) != _HEADS_PERM:
+    if not _is_transpose(node, _HEADS_PERM):
         return None
     reshape = g.source(node.input[0])
-    if reshape is None or reshape.op_type != "Reshape":
-        return None
-    shape = g.constant(reshape.input[1])
-    if shape is None or shape.shape != (4,) or shape[0] != 0 or shape[1] != 0 or min(shape[2:]) <= 0:
-        return None
-    return reshape.input[0], int(shape[2])
+    shape = _reshape_target(g, reshape, 4)
+    return None if shape is None else (reshape.input[0], int(shape[2]))
 
 
 def _padding_mask(g: _Graph, name: str) -> Optional[Tuple[str, float]]:
@@ -136,7 +146,7 @@ def _match_block(g: _Graph, softmax) -> Optional[dict]:
     scale = g.scalar(q_node.input[1])
     q = _split_heads(g, g.source(q_node.input[0]))
     k_t = g.source(scores.input[1])
-    if k_t is None or k_t.op_type != "Transpose" or list(_attr(k_t, "perm") or []) != [0, 1, 3, 2]:
+    if not _is_transpose(k_t, [0, 1, 3, 2]):
         return None
     k = _split_heads(g, g.source(k_t.input[0]))
     weighted = g.sole_consumer(softmax.output[0])
@@ -144,13 +154,10 @@ def _match_block(g: _Graph, softmax) -> Optional[dict]:
         return None
     v = _split_heads(g, g.source(weighted.input[1]))
     merge = g.sole_consumer(weighted.output[0])
-    if merge is None or merge.op_type != "Transpose" or list(_attr(merge, "perm") or []) != _HEADS_PERM:
+    if not _is_transpose(merge, _HEADS_PERM):
         return None
     out = g.sole_consumer(merge.output[0])
-    if out is None or out.op_type != "Reshape":
-        return None
-    shape = g.constant(out.input[1])
-    if shape is None or shape.shape != (3,) or shape[0] != 0 or shape[1] != 0:
+    if _reshape_target(g, out, 3) is None:
         return None
     if mask is None or not (q and k and v) or len({q[1], k[1], v[1]}) != 1:
         return None

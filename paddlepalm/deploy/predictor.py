@@ -89,10 +89,10 @@ class _OnnxRuntimeEngine(_Engine):
         if fuse_attention and importlib.util.find_spec("onnx") is not None:  # onnx: the [onnx] extra
             import onnx
 
-            from paddlepalm.deploy.onnx_fusion import fuse_attention
+            from paddlepalm.deploy import onnx_fusion
 
             model = onnx.load(path)
-            self.fused_attention_blocks = fuse_attention(model)
+            self.fused_attention_blocks = onnx_fusion.fuse_attention(model)
             if self.fused_attention_blocks:
                 graph = model.SerializeToString()
         self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"],
