@@ -64,13 +64,12 @@ def worker(args) -> None:
                 feed = _feed(plain, batch, length, rng)
                 diff = max(float(np.abs(a - b).max()) for a, b in zip(plain.run(None, feed), fused.run(None, feed)))
                 times = {"plain": [], "fused": []}
-                for r in range(args.rounds):
-                    for name in (("plain", "fused") if r % 2 == 0 else ("fused", "plain")):
-                        s = plain if name == "plain" else fused
-                        start = time.perf_counter()
-                        for _ in range(args.runs):
-                            s.run(None, feed)
-                        times[name].append((time.perf_counter() - start) / args.runs * 1e3)
+                sessions = {"plain": plain, "fused": fused}
+                for _, _, name in common.round_schedule(("plain", "fused"), [args.worker_threads], args.rounds):
+                    start = time.perf_counter()
+                    for _ in range(args.runs):
+                        sessions[name].run(None, feed)
+                    times[name].append((time.perf_counter() - start) / args.runs * 1e3)
                 unfused_ms, fused_ms = common.median(times["plain"]), common.median(times["fused"])
                 rows.append({"threads": args.worker_threads, "task": task, "precision": precision,
                              "shape": "%dx%d" % (batch, length), "blocks": blocks, "unfused_ms": unfused_ms,
