@@ -28,7 +28,9 @@ transformers + PyTorch eager with the same weights (``_hf_pipeline.py``, checked
 logits first), one worker process per ``--threads`` value, variants alternating within each
 round; accuracy / slot F1 on the SNIPS test set per row. ``--with-unfused`` adds ONNX Runtime fp32
 and int8 rows that load the graphs without the attention fusion (``Predictor(...,
-fuse_attention=False)``) and prints fused / unfused per cell.
+fuse_attention=False)``) and prints fused / unfused per cell. ``--ort-thread-pool process`` gives
+every ONNX Runtime Predictor of a worker ``thread_pool='process'`` (one intra-op pool for all of
+the worker's sessions, what ``paddlepalm serve`` uses) instead of one pool per session.
 """
 import argparse
 import os
@@ -130,18 +132,18 @@ def pipeline_worker(args):
     import paddlepalm as palm  # first: MKL_DEBUG_CPU_TYPE on AMD before paddle loads
     from paddlepalm.deploy import Predictor
 
-    threads = args.worker_threads
+    threads, pool = args.worker_threads, args.ort_thread_pool
     intent_texts, intent_gold, slot_texts, slot_gold = _snips_test(args.data_dir)
     inputs = {"intent": (intent_texts, intent_gold), "slot": (slot_texts, slot_gold)}
     dygraph = Predictor(args.pipeline, backend="dygraph", threads=threads)
     variants = {"dygraph fp32": dygraph,
                 "paddle inference fp32": Predictor(args.pipeline, backend="inference", threads=threads),
-                "onnxruntime fp32": Predictor(args.pipeline, threads=threads),
-                "onnxruntime int8": Predictor(args.pipeline, precision="int8", threads=threads)}
+                "onnxruntime fp32": Predictor(args.pipeline, threads=threads, thread_pool=pool),
+                "onnxruntime int8": Predictor(args.pipeline, precision="int8", threads=threads, thread_pool=pool)}
     if args.with_unfused:  # the same graphs without paddlepalm's attention fusion, paired in the same rounds
         for precision in ("fp32", "int8"):
-            variants["onnxruntime %s unfused" % precision] = Predictor(args.pipeline, precision=precision,
-                                                                       threads=threads, fuse_attention=False)
+            variants["onnxruntime %s unfused" % precision] = Predictor(
+                args.pipeline, precision=precision, threads=threads, fuse_attention=False, thread_pool=pool)
     hf_diff = None
     if not args.no_hf:
         from _hf_pipeline import HFPipeline, check_against
@@ -215,8 +217,8 @@ def pipeline_main(args):
     if fusion:
         print("attention fusion, fused / unfused examples/s: " + "; ".join(fusion))
     print("full pipeline: raw text -> tokenizer -> engine -> post-processing (CRF Viterbi) -> labels; "
-          "medians of %d alternating rounds; HF pipeline max |logit diff| to paddlepalm: %s"
-          % (args.rounds, ", ".join("%s thread(s) %.1e" % (k, v) for k, v in diffs.items() if v is not None)))
+          "medians of %d alternating rounds; ONNX Runtime thread_pool=%s; HF pipeline max |logit diff| to "
+          "paddlepalm: %s" % (args.rounds, args.ort_thread_pool, ", ".join("%s thread(s) %.1e" % (k, v) for k, v in diffs.items() if v is not None)))
 
 
 def main(argv=None):
@@ -229,6 +231,9 @@ def main(argv=None):
     p.add_argument("--no-hf", action="store_true", help="with --pipeline: skip HF transformers + PyTorch")
     p.add_argument("--with-unfused", action="store_true",
                    help="with --pipeline: also ONNX Runtime fp32 / int8 without the attention fusion (paired rows)")
+    p.add_argument("--ort-thread-pool", default="session", choices=("session", "process"),
+                   help="with --pipeline: the ONNX Runtime Predictors' thread_pool (process: one pool shared by "
+                        "every ONNX Runtime session of the worker, as paddlepalm serve does)")
     p.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
     p.add_argument("--batch-sizes", default="1,8,64")
     p.add_argument("--rounds", type=int, default=3)

@@ -227,3 +227,5 @@ def test_serve_binds_loopback_by_default():
 
     args = build_parser().parse_args(["serve", "some/model"])
     assert args.host == "127.0.0.1" and args.backend == "auto" and args.max_queue >= 1
+    assert args.thread_pool == "process"  # the service owns its process: one ONNX Runtime pool for every task
+    assert build_parser().parse_args(["serve", "m", "--thread-pool", "session"]).thread_pool == "session"

@@ -14,6 +14,8 @@ def _serve_args(p) -> None:
                    help="auto (default): onnxruntime when MODEL_DIR has an ONNX export, else dygraph")
     p.add_argument("--precision", default="fp32", help="fp32 (default), int8 (onnxruntime), bf16 (inference)")
     p.add_argument("--threads", type=int, help="intra-op threads of the engine (default: the engine's)")
+    p.add_argument("--thread-pool", default="process", choices=("process", "session"),
+                   help="onnxruntime: one intra-op pool for every task's session (process, default) or one each")
     p.add_argument("--export-dir", help="the export folder (default: MODEL_DIR/export)")
     p.add_argument("--max-batch", type=int, default=d.max_batch,
                    help="most inputs merged into one forward pass (default: %(default)s)")
@@ -46,7 +48,7 @@ def _serve(args) -> int:
 
     try:
         serve(resolve_checkpoint(args.model_dir), args.host, args.port, args.backend, args.precision, args.threads,
-              args.export_dir, settings, args.graceful_timeout)
+              args.export_dir, settings, args.graceful_timeout, args.thread_pool)
     except (ImportError, ValueError) as e:  # a missing extra, a bad backend/precision: one clear line
         if isinstance(e, PalmError):
             raise

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
+from paddlepalm.deploy import ort_threads
 from paddlepalm.errors import CheckpointError
 from paddlepalm.model import PalmModel
 
@@ -59,6 +60,9 @@ class _OnnxRuntimeEngine(_Engine):
     run (13 nodes), and without the fusion a batch of 32 ran 1.14x (fp32) / 1.38x (int8) faster,
     batch 1 1.03x / 1.3x (paired alternating runs); fp32 outputs move by ~4e-6.
 
+    ``thread_pool``: ``'session'`` (its own intra-op pool) or ``'process'`` (ONNX Runtime's one
+    process-wide pool), see :mod:`paddlepalm.deploy.ort_threads`.
+
     ``fuse_attention``: each attention block of the encoder becomes one ``MultiHeadAttention``
     node at load (:mod:`paddlepalm.deploy.onnx_fusion`; the file on disk is unchanged; needs the
     ``onnx`` package); ``fused_attention_blocks`` says how many matched.
@@ -67,7 +71,8 @@ class _OnnxRuntimeEngine(_Engine):
     precisions = ("fp32", "int8")
     disabled_optimizers = ("SkipLayerNormFusion",)
 
-    def __init__(self, export_dir, task, spec, precision, threads, fuse_attention: bool = True):
+    def __init__(self, export_dir, task, spec, precision, threads, fuse_attention: bool = True,
+                 thread_pool: str = "session"):
         super().__init__(export_dir, task, spec, precision, threads)
         try:
             import onnxruntime as ort
@@ -77,12 +82,7 @@ class _OnnxRuntimeEngine(_Engine):
         if not spec.get(key):
             raise CheckpointError("%s: task %r has no %s ONNX model; export with --format onnx%s"
                                   % (export_dir, task, precision, " --int8" if precision == "int8" else ""))
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options = ort_threads.session_options(ort, threads, thread_pool)
         path = os.path.join(export_dir, spec[key])
         self.fused_attention_blocks = 0
         graph = path
@@ -95,8 +95,14 @@ class _OnnxRuntimeEngine(_Engine):
             self.fused_attention_blocks = onnx_fusion.fuse_attention(model)
             if self.fused_attention_blocks:
                 graph = model.SerializeToString()
-        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"],
-                                            disabled_optimizers=list(self.disabled_optimizers))
+        try:
+            self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"],
+                                                disabled_optimizers=list(self.disabled_optimizers))
+        except RuntimeError as e:
+            if "global thread pool" not in str(e):
+                raise
+            raise ValueError("%s: ONNX Runtime refused a session with its own thread pool: other code in this "
+                             "process made ONNX Runtime's global pool; use thread_pool='process'" % path) from e
         graph_inputs = {i.name: _ORT_TYPES.get(i.type, np.int64) for i in self.session.get_inputs()}
         if sorted(graph_inputs) != sorted(self.inputs):
             raise CheckpointError("%s: ONNX inputs %s differ from the manifest's %s" % (
@@ -142,7 +148,8 @@ BACKENDS: Dict[str, Optional[Callable[..., _Engine]]] = {
 
 
 class Predictor(PalmModel):
-    """``Predictor(model_dir, backend='onnxruntime', precision='fp32', threads=None, fuse_attention=True)``.
+    """``Predictor(model_dir, backend='onnxruntime', precision='fp32', threads=None, fuse_attention=True,
+    thread_pool='session')``.
 
     ``predict(task, texts)`` answers exactly like ``palm.load(model_dir).predict``. ``export_dir``
     defaults to ``<model_dir>/export`` (what ``paddlepalm export MODEL_DIR`` writes). ``threads``
@@ -150,17 +157,25 @@ class Predictor(PalmModel):
     ONNX Runtime backend runs concurrent calls in parallel, the others serialise them.
     ``fuse_attention`` (ONNX Runtime): one ``MultiHeadAttention`` node per attention block, built
     at load (:mod:`paddlepalm.deploy.onnx_fusion`); False runs the exported graph as it is.
+    ``thread_pool`` (ONNX Runtime): ``'session'`` gives each task's session its own intra-op pool;
+    ``'process'`` runs every session of the process on ONNX Runtime's one global pool, faster at
+    small batches beside other sessions, but one thread count per process and ORT then refuses
+    sessions with their own pool (:mod:`paddlepalm.deploy.ort_threads`).
     """
 
     def __init__(self, model_dir: str, backend: str = "onnxruntime", precision: str = "fp32",
-                 threads: Optional[int] = None, export_dir: Optional[str] = None, fuse_attention: bool = True):
+                 threads: Optional[int] = None, export_dir: Optional[str] = None, fuse_attention: bool = True,
+                 thread_pool: str = "session"):
         if backend not in BACKENDS:
             raise ValueError("backend must be one of %s, got %r" % (", ".join(BACKENDS), backend))
+        if ort_threads.check_thread_pool(thread_pool) != "session" and backend != "onnxruntime":
+            raise ValueError("thread_pool=%r is an ONNX Runtime setting; backend %r has no thread pools to share"
+                             % (thread_pool, backend))
         engine_cls = BACKENDS[backend]
         allowed = engine_cls.precisions if engine_cls else ("fp32",)
         if precision not in allowed:
             raise ValueError("backend %r supports precision %s, got %r" % (backend, ", ".join(allowed), precision))
-        self.backend, self.precision, self.threads = backend, precision, threads
+        self.backend, self.precision, self.threads, self.thread_pool = backend, precision, threads, thread_pool
         if engine_cls is None and threads:
             from paddle.base import core
 
@@ -173,7 +188,8 @@ class Predictor(PalmModel):
             for task in self.tasks:
                 if task not in manifest["tasks"]:
                     raise CheckpointError("%s: task %r was not exported" % (self.export_dir, task))
-                options = {"fuse_attention": fuse_attention} if backend == "onnxruntime" else {}
+                options = ({"fuse_attention": fuse_attention, "thread_pool": thread_pool}
+                           if backend == "onnxruntime" else {})
                 self.engines[task] = engine_cls(self.export_dir, task, manifest["tasks"][task], precision, threads,
                                                 **options)
             if backend == "onnxruntime":

@@ -255,21 +255,30 @@ class _AccessLog:
 
 def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "auto",
           precision: str = "fp32", threads: Optional[int] = None, export_dir: Optional[str] = None,
-          settings: Optional[ServeSettings] = None, graceful_timeout: float = 30.0) -> None:
-    """Load ``model_dir`` on ``backend`` and serve it until SIGINT/SIGTERM (blocking)."""
+          settings: Optional[ServeSettings] = None, graceful_timeout: float = 30.0,
+          thread_pool: str = "process") -> None:
+    """Load ``model_dir`` on ``backend`` and serve it until SIGINT/SIGTERM (blocking).
+
+    ``thread_pool`` (ONNX Runtime): ``'process'`` (default; the service owns its process) runs every
+    task's session on one intra-op pool, ``'session'`` gives each its own
+    (:mod:`paddlepalm.deploy.ort_threads`).
+    """
     try:
         import uvicorn
     except ImportError as e:  # pragma: no cover - depends on the extra
         raise ImportError("paddlepalm serve needs the [serve] extra: pip install 'paddlepalm[serve]'") from e
-    model, backend = load_backend(model_dir, backend, precision, threads, export_dir)
+    model, backend = load_backend(model_dir, backend, precision, threads, export_dir, thread_pool)
     app = create_app(model, settings, backend)
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info",
                 timeout_graceful_shutdown=graceful_timeout)
 
 
 def load_backend(model_dir: str, backend: str = "auto", precision: str = "fp32", threads: Optional[int] = None,
-                 export_dir: Optional[str] = None):
-    """``(model, backend name)``: ``auto`` is ONNX Runtime when an ONNX export and onnxruntime exist."""
+                 export_dir: Optional[str] = None, thread_pool: str = "session"):
+    """``(model, backend name)``: ``auto`` is ONNX Runtime when an ONNX export and onnxruntime exist.
+
+    ``thread_pool`` applies to ONNX Runtime only; the other backends ignore it.
+    """
     import importlib.util
     import os
 
@@ -278,4 +287,5 @@ def load_backend(model_dir: str, backend: str = "auto", precision: str = "fp32",
     if backend == "auto":
         exported = os.path.isfile(os.path.join(export_dir or default_export_dir(model_dir), MANIFEST))
         backend = "onnxruntime" if exported and importlib.util.find_spec("onnxruntime") else "dygraph"
-    return Predictor(model_dir, backend, precision, threads, export_dir), backend
+    options = {"thread_pool": thread_pool} if backend == "onnxruntime" else {}
+    return Predictor(model_dir, backend, precision, threads, export_dir, **options), backend
