@@ -48,8 +48,7 @@ def session_options(ort: Any, threads: Optional[int], thread_pool: str = "sessio
     check_thread_pool(thread_pool)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # no inter-op pool is used
     size = int(threads or 0)
     with _lock:
         if thread_pool == "session":
@@ -57,6 +56,7 @@ def session_options(ort: Any, threads: Optional[int], thread_pool: str = "sessio
                 raise ValueError("this process already runs ONNX Runtime on one process-wide thread pool "
                                  "(thread_pool='process'), and ONNX Runtime then refuses sessions with their own "
                                  "pool: use thread_pool='process' here too")
+            options.inter_op_num_threads = 1  # (a pool size set with the global pool makes ORT warn)
             if threads:
                 options.intra_op_num_threads = size
             return options
