@@ -11,7 +11,8 @@ Starts ``python -m paddlepalm serve MODEL_DIR`` as a subprocess on 127.0.0.1 and
    ``intent`` and ``slot`` tasks, one SNIPS test utterance each; every answer is compared with
    ``palm.load(MODEL_DIR).predict`` for the same text (intent label, slot tags);
 2. **micro-batching gain**: the same load against a second server with ``--max-batch 1``; the
-   two servers alternate for ``--rounds`` rounds (paired), medians reported;
+   two servers alternate for ``--rounds`` rounds (paired), medians reported
+   (``--thread-pools process,session``: both pairs, all four servers alternating);
 3. **overload**: a burst of ``--burst`` requests from ``--burst-clients`` clients against a
    server with ``--max-queue 4``: only 200s and 429s are allowed, then /health and a normal
    request must still succeed;
@@ -48,16 +49,17 @@ def _free_port() -> int:
 class Server:
     """``python -m paddlepalm serve`` in a subprocess, its log in a file."""
 
-    def __init__(self, args, log_dir, name, *extra):
+    def __init__(self, args, log_dir, name, *extra, thread_pool=None):
         self.port = _free_port()
         self.log_path = os.path.join(log_dir, name + ".log")
         self.log = open(self.log_path, "w")
         cmd = [sys.executable, "-m", "paddlepalm", "serve", args.model, "--port", str(self.port),
-               "--backend", args.backend, "--precision", args.precision, "--max-wait-ms", str(args.max_wait_ms)]
+               "--backend", args.backend, "--precision", args.precision, "--max-wait-ms", str(args.max_wait_ms),
+               "--thread-pool", thread_pool or args.thread_pools[0]]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
-        self.proc = subprocess.Popen(cmd + list(extra), stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.proc = subprocess.Popen(cmd + list(extra), stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 180
         while True:
             if self.proc.poll() is not None:
@@ -107,6 +109,9 @@ def main(argv=None):
     p.add_argument("--backend", default="onnxruntime", choices=("dygraph", "inference", "onnxruntime"))
     p.add_argument("--precision", default="fp32")
     p.add_argument("--threads", type=int, default=None, help="engine threads of the server")
+    p.add_argument("--thread-pools", default="process",
+                   help="the servers' --thread-pool (onnxruntime): process (serve's default), session, or both "
+                        "('process,session': a batched and a max_batch-1 server each, all rounds alternating)")
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds batched / batch-size-1")
@@ -116,6 +121,9 @@ def main(argv=None):
     p.add_argument("--burst-clients", type=int, default=128)
     p.add_argument("--data-dir", default=None)
     args = p.parse_args(argv)
+    args.thread_pools = args.thread_pools.split(",")
+    if not set(args.thread_pools) <= {"process", "session"}:
+        p.error("--thread-pools: process and/or session, got %r" % ",".join(args.thread_pools))
     import paddlepalm as palm
     from paddlepalm.reader.snips import load_snips
 
@@ -127,25 +135,28 @@ def main(argv=None):
     bodies = [{"task": ("intent", "slot")[i % 2], "texts": [texts[(i // 2) % len(texts)]]}
               for i in range(args.requests)]
     log_dir = tempfile.mkdtemp(prefix="bench_serve_")
-    batched = Server(args, log_dir, "batched", "--max-batch", str(args.max_batch))
-    single = Server(args, log_dir, "batch1", "--max-batch", "1")
-    rounds = {"batched": [], "batch1": []}
+    servers = {}  # (thread pool, "batched" | "batch1") -> Server; every pair's rounds alternate
+    for pool in args.thread_pools:
+        servers[(pool, "batched")] = Server(args, log_dir, "batched-" + pool, "--max-batch", str(args.max_batch),
+                                            thread_pool=pool)
+        servers[(pool, "batch1")] = Server(args, log_dir, "batch1-" + pool, "--max-batch", "1", thread_pool=pool)
+    rounds = {key: [] for key in servers}
     mismatches = 0
     try:
         for r in range(args.rounds):
-            order = [("batched", batched), ("batch1", single)]
-            for name, server in (order if r % 2 == 0 else order[::-1]):
-                phase = load_phase(server.port, bodies, args.concurrency)
-                rounds[name].append(phase)
+            order = list(servers)
+            for key in (order if r % 2 == 0 else order[::-1]):
+                phase = load_phase(servers[key].port, bodies, args.concurrency)
+                rounds[key].append(phase)
                 for i, (body, res) in enumerate(zip(bodies, phase["results"])):
                     if res["status"] != 200:
                         continue
                     got = res["answer"]["predictions"][0]
                     want = expected[body["task"]][(i // 2) % len(texts)]
                     mismatches += (got["label_name"] if body["task"] == "intent" else got["labels"]) != want
-        logged = batched.request_lines()
+        logged = servers[(args.thread_pools[0], "batched")].request_lines()
     finally:
-        codes = {"batched": batched.stop(), "batch1": single.stop()}
+        codes = {"%s/%s" % key: server.stop() for key, server in servers.items()}
     # overload burst
     small = Server(args, log_dir, "overload", "--max-batch", str(args.max_batch), "--max-queue", "4")
     try:
@@ -173,14 +184,22 @@ def main(argv=None):
     med = {k: {m: common.median([ph[m] for ph in v]) for m in ("rps", "p50_ms", "p99_ms")} for k, v in rounds.items()}
     errors = {k: sum(ph["errors"] for ph in v) for k, v in rounds.items()}
     print()
-    print(common.format_table(
-        ["server", "requests x rounds", "clients", "errors", "req/s", "p50 ms", "p99 ms"],
-        [["max_batch %d, max_wait %g ms" % (args.max_batch, args.max_wait_ms), "%d x %d" % (args.requests, args.rounds),
-          args.concurrency, errors["batched"], med["batched"]["rps"], med["batched"]["p50_ms"], med["batched"]["p99_ms"]],
-         ["max_batch 1 (no micro-batching)", "%d x %d" % (args.requests, args.rounds), args.concurrency,
-          errors["batch1"], med["batch1"]["rps"], med["batch1"]["p50_ms"], med["batch1"]["p99_ms"]]]))
-    print("micro-batching gain (throughput, median of paired rounds): %.2fx; backend %s %s, threads %s"
-          % (med["batched"]["rps"] / med["batch1"]["rps"], args.backend, args.precision, args.threads or "default"))
+    rows = []
+    for (pool, kind) in rounds:
+        label = ("max_batch %d, max_wait %g ms" % (args.max_batch, args.max_wait_ms) if kind == "batched"
+                 else "max_batch 1 (no micro-batching)")
+        rows.append([label, pool, "%d x %d" % (args.requests, args.rounds), args.concurrency, errors[(pool, kind)],
+                     med[(pool, kind)]["rps"], med[(pool, kind)]["p50_ms"], med[(pool, kind)]["p99_ms"]])
+    print(common.format_table(["server", "thread pool", "requests x rounds", "clients", "errors", "req/s", "p50 ms",
+                               "p99 ms"], rows))
+    for pool in args.thread_pools:
+        print("micro-batching gain (throughput, median of paired rounds): %.2fx; backend %s %s, threads %s, thread "
+              "pool %s" % (med[(pool, "batched")]["rps"] / med[(pool, "batch1")]["rps"], args.backend, args.precision,
+                           args.threads or "default", pool))
+    if len(args.thread_pools) == 2:
+        first, second = args.thread_pools
+        print("thread pool %s / %s (throughput, same rounds): batched %.2fx, max_batch 1 %.2fx" % (
+            first, second, *(med[(first, kind)]["rps"] / med[(second, kind)]["rps"] for kind in ("batched", "batch1"))))
     print("answers differing from palm.load(...).predict: %d of %d" % (
         mismatches, sum(len(v) for v in rounds.values()) * args.requests))
     print("log lines 'POST /v1/predict ... ms' of the batched server: %d (requests sent %d)"
