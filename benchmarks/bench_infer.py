@@ -218,7 +218,8 @@ def pipeline_main(args):
         print("attention fusion, fused / unfused examples/s: " + "; ".join(fusion))
     print("full pipeline: raw text -> tokenizer -> engine -> post-processing (CRF Viterbi) -> labels; "
           "medians of %d alternating rounds; ONNX Runtime thread_pool=%s; HF pipeline max |logit diff| to "
-          "paddlepalm: %s" % (args.rounds, args.ort_thread_pool, ", ".join("%s thread(s) %.1e" % (k, v) for k, v in diffs.items() if v is not None)))
+          "paddlepalm: %s" % (args.rounds, args.ort_thread_pool,
+                              ", ".join("%s thread(s) %.1e" % (k, v) for k, v in diffs.items() if v is not None)))
 
 
 def main(argv=None):

@@ -134,3 +134,27 @@ def test_process_pool_predictor_answers_like_session_pools_in_a_real_process(exp
     assert "use thread_pool='process' here too" in out["own_pool_after"]
     assert "use_per_session_threads must be false" in out["plain_ort_session"]
     assert "ignored when using a global thread pool" not in proc.stderr  # no pool sizes set on shared sessions
+
+
+_CHILD_OTHER_CODE = textwrap.dedent("""
+    import sys
+    import onnxruntime as ort
+    from paddlepalm.deploy import Predictor
+    ort.set_global_thread_pool_sizes(1, 1)  # another library of the process made ORT's global pool
+    try:
+        Predictor(sys.argv[1], threads=1)
+        print("RESULT no error")
+    except ValueError as e:
+        print("RESULT " + str(e))
+""")
+
+
+def test_session_pools_after_other_code_made_the_global_pool_get_a_clear_error(exported_model):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", _CHILD_OTHER_CODE, exported_model], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=300)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-4000:]
+    message = lines[-1]
+    assert "model.onnx: ONNX Runtime refused a session with its own thread pool" in message, message
+    assert "use thread_pool='process'" in message

@@ -4,6 +4,7 @@ from paddlepalm.cli import arguments, command
 
 @arguments("serve")
 def _serve_args(p) -> None:
+    from paddlepalm.deploy.ort_threads import THREAD_POOLS
     from paddlepalm.deploy.server import ServeSettings
 
     d = ServeSettings()
@@ -14,7 +15,7 @@ def _serve_args(p) -> None:
                    help="auto (default): onnxruntime when MODEL_DIR has an ONNX export, else dygraph")
     p.add_argument("--precision", default="fp32", help="fp32 (default), int8 (onnxruntime), bf16 (inference)")
     p.add_argument("--threads", type=int, help="intra-op threads of the engine (default: the engine's)")
-    p.add_argument("--thread-pool", default="process", choices=("process", "session"),
+    p.add_argument("--thread-pool", default="process", choices=THREAD_POOLS,
                    help="onnxruntime: one intra-op pool for every task's session (process, default) or one each")
     p.add_argument("--export-dir", help="the export folder (default: MODEL_DIR/export)")
     p.add_argument("--max-batch", type=int, default=d.max_batch,
