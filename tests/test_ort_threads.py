@@ -121,19 +121,25 @@ def exported_model(tmp_path_factory):
     return model_dir
 
 
-def test_process_pool_predictor_answers_like_session_pools_in_a_real_process(exported_model):
+def _run_child(script: str, model_dir: str):
+    """(the script's last ``RESULT ...`` line without the prefix, its stderr), in a fresh Python."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", _CHILD, exported_model], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", script, model_dir], capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=300)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-4000:]
-    out = json.loads(lines[-1][len("RESULT "):])
+    return lines[-1][len("RESULT "):], proc.stderr
+
+
+def test_process_pool_predictor_answers_like_session_pools_in_a_real_process(exported_model):
+    result, stderr = _run_child(_CHILD, exported_model)
+    out = json.loads(result)
     assert out["process"] == out["session"] == out["session_after"]
     assert len(out["process"]["slot"]) == len(SLOT_TEXTS) and out["process_int8_runs"]
     assert "cannot be resized: pass threads=2" in out["resize"]
     assert "use thread_pool='process' here too" in out["own_pool_after"]
     assert "use_per_session_threads must be false" in out["plain_ort_session"]
-    assert "ignored when using a global thread pool" not in proc.stderr  # no pool sizes set on shared sessions
+    assert "ignored when using a global thread pool" not in stderr  # no pool sizes set on shared sessions
 
 
 _CHILD_OTHER_CODE = textwrap.dedent("""
@@ -150,11 +156,6 @@ _CHILD_OTHER_CODE = textwrap.dedent("""
 
 
 def test_session_pools_after_other_code_made_the_global_pool_get_a_clear_error(exported_model):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", _CHILD_OTHER_CODE, exported_model], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=300)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-4000:]
-    message = lines[-1]
+    message, _ = _run_child(_CHILD_OTHER_CODE, exported_model)
     assert "model.onnx: ONNX Runtime refused a session with its own thread pool" in message, message
     assert "use thread_pool='process'" in message
