@@ -164,6 +164,48 @@ def test_int8_weight_scales_per_tensor_by_default_or_per_channel(exported, tmp_p
     assert not os.path.exists(tmp_path / "never")
 
 
+def _with_padding(batch, extra):
+    """``batch`` with ``extra`` more padding positions on every token-level input."""
+    padded = dict(batch)
+    for name in ("input_ids", "attention_mask", "token_type_ids"):
+        value = np.asarray(batch[name])
+        padded[name] = np.concatenate([value, np.zeros((value.shape[0], extra), value.dtype)], axis=1)
+    return padded
+
+
+@pytest.mark.parametrize("task", ["slot", "cls"])
+def test_int8_answers_do_not_depend_on_padding(exported, tmp_path, task):
+    import onnx
+
+    from paddlepalm.deploy.predictor import _OnnxRuntimeEngine, read_manifest
+    from paddlepalm.deploy.quantize import ZERO_PADDING_PREFIX, quantize_int8
+
+    model_dir, model, _ = exported
+    export_dir = os.path.join(model_dir, "export")
+    spec = dict(read_manifest(export_dir)["tasks"][task])
+    layers = model.backbone.config.num_hidden_layers
+    graph = onnx.load(os.path.join(export_dir, spec["onnx_int8"]))
+    zeroed = [n for n in graph.graph.node if n.op_type == "Mul" and n.name.startswith(ZERO_PADDING_PREFIX)]
+    # 4 quantized inputs a layer (q/k/v, attention output, FFN in and out); the [CLS]-only last
+    # layer of a classifier keeps only its q/k/v input token-level; heads are not token-level
+    assert len(zeroed) == (4 * layers if task == "slot" else 4 * (layers - 1) + 1)
+    quantize_int8(os.path.join(export_dir, spec["onnx"]), str(tmp_path / "kept.onnx"), zero_padding=False)
+    engines = {}
+    for name, file in (("zeroed", spec["onnx_int8"]), ("kept", str(tmp_path / "kept.onnx"))):
+        engines[name] = _OnnxRuntimeEngine(export_dir, task, dict(spec, onnx_int8=file), "int8", 1)
+    changed = 0.0
+    for batch in _task_batches(model, task):
+        for name, engine in engines.items():
+            short, long = engine.run(batch), engine.run(_with_padding(batch, 9))
+            for output in short:
+                diff = np.abs(np.asarray(short[output]) - np.asarray(long[output])).max()
+                if name == "zeroed":
+                    assert diff < 1e-5, (task, output, diff)
+                else:
+                    changed = max(changed, diff)
+    assert changed > 1e-4  # without the zeroing, padding moves the int8 outputs
+
+
 def test_onnxruntime_predictor_is_thread_safe(exported):
     from paddlepalm.deploy import Predictor
 

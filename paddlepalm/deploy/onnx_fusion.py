@@ -166,6 +166,14 @@ def _match_block(g: _Graph, softmax) -> Optional[dict]:
     return {"q": q[0], "k": k[0], "v": v[0], "heads": q[1], "scale": scale, "mask": mask, "out": out}
 
 
+def padding_mask_input(model) -> Optional[str]:
+    """The graph input (``[B, T]``, 1 for tokens, 0 for padding) that every matched attention block
+    of ``model`` masks padding with, or None when no block matches or blocks disagree."""
+    g = _Graph(model.graph)
+    masks = {b["mask"][0] for b in (_match_block(g, n) for n in model.graph.node if n.op_type == "Softmax") if b}
+    return masks.pop() if len(masks) == 1 else None
+
+
 def fuse_attention(model) -> int:
     """Rewrite ``model`` (an ``onnx.ModelProto``) in place; returns the number of blocks fused."""
     from onnx import TensorProto, helper
