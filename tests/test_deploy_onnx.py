@@ -206,6 +206,24 @@ def test_int8_answers_do_not_depend_on_padding(exported, tmp_path, task):
     assert changed > 1e-4  # without the zeroing, padding moves the int8 outputs
 
 
+def test_zero_padding_leaves_a_graph_without_a_known_mask_alone(exported, tmp_path):
+    import onnx
+
+    from paddlepalm.deploy.onnx_fusion import fuse_attention
+    from paddlepalm.deploy.quantize import quantize_int8, zero_padding_rows
+
+    model_dir, model, _ = exported
+    src = os.path.join(model_dir, "export", "slot", "model.onnx")
+    kept = onnx.load(quantize_int8(src, str(tmp_path / "kept.onnx"), zero_padding=False))
+    nodes = len(kept.graph.node)
+    unknown = onnx.load(src)
+    fuse_attention(unknown)  # no Softmax blocks left: the padding mask cannot be found
+    assert zero_padding_rows(kept, unknown) == 0 and len(kept.graph.node) == nodes
+    layers = model.backbone.config.num_hidden_layers
+    assert zero_padding_rows(kept, onnx.load(src)) == 4 * layers
+    assert len(kept.graph.node) == nodes + 4 * layers + 2  # one Mul each, the mask's Cast and Unsqueeze
+
+
 def test_onnxruntime_predictor_is_thread_safe(exported):
     from paddlepalm.deploy import Predictor
 

@@ -24,10 +24,10 @@ def quantize_int8(src: str, dst: str, weights: str = "per_tensor", zero_padding:
     """Write the dynamically int8-quantized copy of ONNX model ``src`` to ``dst``.
 
     ``weights``: one int8 scale per weight matrix (``'per_tensor'``, the default) or one per
-    output column (``'per_channel'``). On three SNIPS flagship models (seeds 0-2, 700 test
-    utterances) per-tensor weights kept slot F1 within 0.28 pt of fp32 at batch 1 and 32 (mean
-    -0.21), per-channel within 0.68 pt (mean -0.17, but -0.68 on one model at batch 32);
-    docs/deploy.md has the table. ``zero_padding``: apply :func:`zero_padding_rows` (default).
+    output column (``'per_channel'``). ``zero_padding``: apply :func:`zero_padding_rows`
+    (default). With both defaults, three SNIPS flagship models (seeds 0-2, 700 test utterances)
+    kept slot F1 within 0.36 pt of fp32 at batch 1, 8 and 32 (0.63 without the zeroing);
+    docs/deploy.md has the tables.
     """
     check_int8_weights(weights)
     try:
@@ -61,10 +61,10 @@ def zero_padding_rows(int8_model, fp32_model) -> int:
     batch, padding positions included. Their rows never reach a real token (attention masks them),
     but they widened that range and so coarsened every real token's int8 grid: on a SNIPS flagship
     model the same 700 test utterances lost 0.63 pt of slot F1 at batch 32 against 0.14 at
-    batch 1. Zero rows leave the range alone (it always includes 0). Token-level means shaped
-    ``[B, T, ...]`` like the mask, by ONNX Runtime's symbolic shape inference on ``fp32_model``
-    (the same graph before quantization); a graph whose attention mask or shapes cannot be found
-    is left as it is.
+    batch 1 (0.36 at 32 with the zeroing). Zero rows leave the range alone (it always includes
+    0). Token-level means shaped ``[B, T, H]`` like the mask, by ONNX Runtime's symbolic shape
+    inference on ``fp32_model`` (the same graph before quantization); a graph whose attention
+    mask or shapes cannot be found is left as it is.
     """
     from onnx import TensorProto, helper
 
