@@ -161,6 +161,8 @@ def test_int8_weight_scales_per_tensor_by_default_or_per_channel(exported, tmp_p
 
     with pytest.raises(ValueError, match="per_tensor or per_channel"):  # refused before any work
         export(model_dir, out=str(tmp_path / "never"), int8=True, int8_weights="per_row")
+    with pytest.raises(ValueError, match="zeroed or kept"):
+        export(model_dir, out=str(tmp_path / "never"), int8=True, int8_padding="masked")
     assert not os.path.exists(tmp_path / "never")
 
 
@@ -189,6 +191,7 @@ def test_int8_answers_do_not_depend_on_padding(exported, tmp_path, task):
     # 4 quantized inputs a layer (q/k/v, attention output, FFN in and out); the [CLS]-only last
     # layer of a classifier keeps only its q/k/v input token-level; heads are not token-level
     assert len(zeroed) == (4 * layers if task == "slot" else 4 * (layers - 1) + 1)
+    assert spec["int8_zeroed_padding_inputs"] == len(zeroed)  # the manifest says what was done
     quantize_int8(os.path.join(export_dir, spec["onnx"]), str(tmp_path / "kept.onnx"), zero_padding=False)
     engines = {}
     for name, file in (("zeroed", spec["onnx_int8"]), ("kept", str(tmp_path / "kept.onnx"))):
@@ -289,6 +292,10 @@ def test_cli_export_onnx_and_errors(exported, tmp_path, capsys):
     assert main(["export", model_dir, "--out", str(tmp_path / "y"), "--dev", "cls=a.tsv"]) == 1
     assert "pass int8=True" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "y")
+    kept = str(tmp_path / "kept")  # --int8-padding kept: no zeroing, and the manifest says so
+    assert main(["export", model_dir, "--tasks", "slot", "--out", kept, "--int8", "--int8-padding", "kept"]) == 0
+    assert json.load(open(os.path.join(kept, "paddlepalm_deploy.json")))["tasks"]["slot"][
+        "int8_zeroed_padding_inputs"] == 0
 
 
 def _task_batches(model, task):

@@ -141,8 +141,13 @@ def _export_args(p) -> None:
                    help="onnx (also writes the Paddle program it is converted from) or paddle; default onnx")
     p.add_argument("--tasks", help="comma-separated tasks to export (default: all)")
     p.add_argument("--int8", action="store_true", help="also write a dynamically int8-quantized ONNX model")
-    p.add_argument("--int8-weights", choices=("per_tensor", "per_channel"), default="per_tensor",
+    from paddlepalm.deploy.quantize import INT8_PADDING, INT8_WEIGHTS
+
+    p.add_argument("--int8-weights", choices=INT8_WEIGHTS, default="per_tensor",
                    help="int8 weight scales: one per matrix (default) or one per output column")
+    p.add_argument("--int8-padding", choices=INT8_PADDING, default="zeroed",
+                   help="zero padding rows before each activation is quantized (default: a text's answer then "
+                        "does not depend on its batch's padding; costs one Mul per quantized input) or keep them")
     p.add_argument("--dev", metavar="TASK=FILE", nargs="+", action="extend", default=[],
                    help="labelled files scored with the fp32 and the int8 model at export (needs --int8)")
     p.add_argument("--threads", type=int, help="ONNX Runtime threads for the --dev check")
@@ -173,7 +178,7 @@ def _export(args) -> int:
     try:
         out = export(resolve_checkpoint(args.config), args.out, formats=args.formats or ["onnx"],
                      tasks=args.tasks.split(",") if args.tasks else None, int8=args.int8, dev_files=dev,
-                     threads=args.threads, int8_weights=args.int8_weights)
+                     threads=args.threads, int8_weights=args.int8_weights, int8_padding=args.int8_padding)
     except (ValueError, FileNotFoundError, ImportError) as e:
         raise PalmError(str(e)) from e
     print(out)

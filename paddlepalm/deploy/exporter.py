@@ -37,18 +37,22 @@ def _to_onnx(prefix: str, dst: str, opset: int) -> str:
 def export(model: Union[str, "PalmModel"], out: Optional[str] = None, formats: Sequence[str] = ("onnx",),  # noqa: F821
            tasks: Optional[Sequence[str]] = None, int8: bool = False, dev_files: Optional[Dict[str, str]] = None,
            opset: int = DEFAULT_OPSET, threads: Optional[int] = None,
-           log: Callable[[str], None] = print, int8_weights: str = "per_tensor") -> str:
+           log: Callable[[str], None] = print, int8_weights: str = "per_tensor",
+           int8_padding: str = "zeroed") -> str:
     """Export ``model`` (a saved model dir or a loaded ``palm.load`` model) for serving.
 
     ``formats``: ``'paddle'`` (static program for Paddle Inference; always written, ONNX is
     converted from it) and/or ``'onnx'``. ``int8`` adds a dynamically quantized ONNX model per
     task (``int8_weights``: ``'per_tensor'`` or ``'per_channel'`` scales, see
-    :func:`~paddlepalm.deploy.quantize.quantize_int8`); with ``dev_files`` (``{task: labelled
+    :func:`~paddlepalm.deploy.quantize.quantize_int8`; ``int8_padding``: ``'zeroed'`` padding rows
+    before each activation is quantized, or ``'kept'``, see
+    :func:`~paddlepalm.deploy.quantize.zero_padding_rows`); with ``dev_files`` (``{task: labelled
     file}``) the fp32 and int8 models are scored on them and the comparison is printed through
     ``log`` and kept in the manifest. Returns ``out``.
     """
     from paddlepalm.deploy.paddle_export import export_task
-    from paddlepalm.deploy.quantize import check_int8_weights, compare_precisions, format_comparison, quantize_int8
+    from paddlepalm.deploy.quantize import (check_int8_padding, check_int8_weights, compare_precisions,
+                                            format_comparison, quantize_int8, zeroed_padding_inputs)
     from paddlepalm.model import PalmModel
     from paddlepalm.utils.atomic_dir import atomic_directory
 
@@ -58,6 +62,7 @@ def export(model: Union[str, "PalmModel"], out: Optional[str] = None, formats: S
     if int8 and "onnx" not in formats:
         raise ValueError("int8 quantization works on the ONNX model: add format 'onnx'")
     check_int8_weights(int8_weights)  # before any work is done
+    check_int8_padding(int8_padding)
     if dev_files and not int8:
         raise ValueError("dev files are for the fp32-vs-int8 accuracy check: pass int8=True (--int8)")
     palm_model = model if isinstance(model, PalmModel) else PalmModel(model)
@@ -82,9 +87,10 @@ def export(model: Union[str, "PalmModel"], out: Optional[str] = None, formats: S
                 _to_onnx(os.path.join(folder, "model"), os.path.join(folder, "model.onnx"), opset)
                 entry["onnx"] = "%s/model.onnx" % task
             if int8:
-                quantize_int8(os.path.join(folder, "model.onnx"), os.path.join(folder, "model.int8.onnx"),
-                              int8_weights)
-                entry.update(onnx_int8="%s/model.int8.onnx" % task, int8_weights=int8_weights)
+                int8_file = quantize_int8(os.path.join(folder, "model.onnx"), os.path.join(folder, "model.int8.onnx"),
+                                          int8_weights, zero_padding=int8_padding == "zeroed")
+                entry.update(onnx_int8="%s/model.int8.onnx" % task, int8_weights=int8_weights,
+                             int8_zeroed_padding_inputs=zeroed_padding_inputs(int8_file))
             manifest["tasks"][task] = entry
             log("exported task %r: inputs %s -> %s" % (task, ", ".join(info["inputs"]),
                                                        ", ".join(sorted(f for f in os.listdir(folder)))))

@@ -11,6 +11,8 @@ import logging
 from typing import Dict, List, Optional
 
 INT8_WEIGHTS = ("per_tensor", "per_channel")
+INT8_PADDING = ("zeroed", "kept")
+ZERO_PADDING_PREFIX = "palm_zero_padding"  # names of the nodes zero_padding_rows adds
 
 
 def check_int8_weights(weights: str) -> str:
@@ -18,6 +20,20 @@ def check_int8_weights(weights: str) -> str:
     if weights not in INT8_WEIGHTS:
         raise ValueError("int8 weights %r: choose %s" % (weights, " or ".join(INT8_WEIGHTS)))
     return weights
+
+
+def check_int8_padding(padding: str) -> str:
+    """``padding`` if it is one of :data:`INT8_PADDING`, else a ValueError naming the choices."""
+    if padding not in INT8_PADDING:
+        raise ValueError("int8 padding %r: choose %s" % (padding, " or ".join(INT8_PADDING)))
+    return padding
+
+
+def zeroed_padding_inputs(path: str) -> int:
+    """How many quantized inputs of the ONNX model at ``path`` :func:`zero_padding_rows` masked."""
+    import onnx
+
+    return sum(n.op_type == "Mul" and n.name.startswith(ZERO_PADDING_PREFIX) for n in onnx.load(path).graph.node)
 
 
 def quantize_int8(src: str, dst: str, weights: str = "per_tensor", zero_padding: bool = True) -> str:
@@ -49,8 +65,6 @@ def quantize_int8(src: str, dst: str, weights: str = "per_tensor", zero_padding:
             onnx.save(model, dst)
     return dst
 
-
-ZERO_PADDING_PREFIX = "palm_zero_padding"
 
 
 def zero_padding_rows(int8_model, fp32_model) -> int:
