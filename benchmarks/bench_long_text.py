@@ -68,18 +68,31 @@ def load_paragraphs(path: str):
     return ([p for a in paras[:TRAIN_ARTICLES] for p in a], [p for a in paras[TRAIN_ARTICLES:] for p in a])
 
 
-def make_documents(utterances, paragraphs: Sequence[str], seed: int) -> List[Dict]:
-    """One document per utterance: 3-8 random paragraphs with the utterance at a random gap."""
+def make_documents(utterances, paragraphs: Sequence[str], seed: int, separator: str = "") -> List[Dict]:
+    """One document per utterance: 3-8 random paragraphs with the utterance at a random gap.
+
+    ``separator``: a word put between the document's parts (paragraphs and the utterance), tagged
+    ``O`` (``[SEP]``: the encoder's own separator token); the same seed gives the same documents
+    with or without it.
+    """
     rng = random.Random(seed)
     docs = []
     for u in utterances:
         chosen = rng.sample(list(paragraphs), rng.randint(3, 8))
         gap = rng.randint(0, len(chosen))
-        before, after = chosen[:gap], chosen[gap:]
-        words = [w for p in before for w in p.split()] + list(u.words) + [w for p in after for w in p.split()]
-        tags = ["O"] * sum(len(p.split()) for p in before) + list(u.tags) + ["O"] * sum(len(p.split()) for p in after)
+        parts = [(p.split(), None) for p in chosen[:gap]] + [(list(u.words), list(u.tags))] + \
+                [(p.split(), None) for p in chosen[gap:]]
+        words: List[str] = []
+        tags: List[str] = []
+        for i, (part_words, part_tags) in enumerate(parts):
+            if separator and i:
+                words.append(separator)
+                tags.append("O")
+            words += part_words
+            tags += part_tags or ["O"] * len(part_words)
+        prefix = words[:sum(len(w) for w, _ in parts[:gap]) + (gap if separator else 0)]
         docs.append({"text_a": " ".join(words), "label": u.intent, "words": words, "tags": tags,
-                     "prefix": " ".join(w for p in before for w in p.split()), "utterance": " ".join(u.words)})
+                     "prefix": " ".join(prefix), "utterance": " ".join(u.words)})
     return docs
 
 
@@ -106,8 +119,9 @@ def load_data(args):
     train_paras, test_paras = load_paragraphs(args.xquad)
     train_utts = per_intent(splits["train"], args.train_per_intent, args.data_seed)
     test_utts = per_intent(splits["test"], args.test_per_intent, args.data_seed + 1)
-    return (make_documents(train_utts, train_paras, args.data_seed),
-            make_documents(test_utts, test_paras, args.data_seed + 1), splits, train_utts, test_utts)
+    return (make_documents(train_utts, train_paras, args.data_seed, args.paragraph_separator),
+            make_documents(test_utts, test_paras, args.data_seed + 1, args.paragraph_separator), splits,
+            train_utts, test_utts)
 
 
 def coverage(docs, tokenizer, max_len: int) -> Dict[str, float]:
@@ -390,13 +404,14 @@ def section_slots(args, test_docs, splits, test_utts):
     train_paras = load_paragraphs(args.xquad)[0]
     items = [{"words": list(u.words), "tags": list(u.tags)} for u in train_utts]
     context = context_documents(train_utts, train_paras, args.slot_context_docs, args.slot_context_words,
-                                args.data_seed + 4)
+                                args.data_seed + 4, args.paragraph_separator)
     negatives = paragraph_snippets(train_paras, len(items) if args.slot_negatives < 0 else args.slot_negatives,
                                    args.data_seed + 3)
     foreign = corpus_negatives(args.slot_negative_corpus) if args.slot_negative_corpus else []
     whole = [{"words": d["words"], "tags": d["tags"]}
              for d in make_documents(random.Random(args.data_seed + 5).sample(list(train_utts), args.slot_train_docs),
-                                     train_paras, args.data_seed + 5)] if args.slot_train_docs else []
+                                     train_paras, args.data_seed + 5, args.paragraph_separator)] \
+        if args.slot_train_docs else []
     print("slot model: %d short train utterances + %d of them inside train-paragraph text + %d whole train "
           "documents (both read through windows) + %d all-O snippets + %d all-O sentences of %s; %s epochs, max_len %d, window_stride %d, "
           "batch %d, %s head, lr %g, head lr %g"
@@ -464,7 +479,8 @@ def _mean_std(values: Sequence[float]) -> str:
     return "%.2f +- %.2f" % (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def context_documents(utterances, paragraphs: Sequence[str], count: int, max_words: int, seed: int) -> List[Dict]:
+def context_documents(utterances, paragraphs: Sequence[str], count: int, max_words: int, seed: int,
+                      separator: str = "") -> List[Dict]:
     """``count`` train utterances, each inside a run of train-paragraph text: 0..``max_words`` words of
     one paragraph before it and of another after it, those words tagged ``O``.
 
@@ -480,7 +496,10 @@ def context_documents(utterances, paragraphs: Sequence[str], count: int, max_wor
         nb, na = rng.randint(0, min(max_words, len(before))), rng.randint(0, min(max_words, len(after)))
         before = before[len(before) - nb:] if nb else []
         after = after[:na]
-        out.append({"words": before + list(u.words) + after, "tags": ["O"] * nb + list(u.tags) + ["O"] * na})
+        if separator:  # the parts come from different texts: mark their borders like make_documents
+            before, after = before + [separator] if before else [], [separator] + after if after else []
+        out.append({"words": before + list(u.words) + after,
+                    "tags": ["O"] * len(before) + list(u.tags) + ["O"] * len(after)})
     return out
 
 
@@ -562,6 +581,9 @@ def parse_args(argv=None):
     p.add_argument("--slot-head-lr", type=float, default=1e-3)
     p.add_argument("--slot-no-crf", dest="slot_crf", action="store_false", help="per-word softmax slot head")
     p.add_argument("--window-stride", type=int, default=32)
+    p.add_argument("--paragraph-separator", default="", metavar="WORD",
+                   help="a word between a document's paragraphs and its utterance, tagged O (e.g. '[SEP]', the "
+                        "encoder's separator token; default: none, the parts run on)")
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--scaling-worker", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
