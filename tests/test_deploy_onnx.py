@@ -225,6 +225,7 @@ def test_zero_padding_leaves_a_graph_without_a_known_mask_alone(exported, tmp_pa
     layers = model.backbone.config.num_hidden_layers
     assert zero_padding_rows(kept, onnx.load(src)) == 4 * layers
     assert len(kept.graph.node) == nodes + 4 * layers + 2  # one Mul each, the mask's Cast and Unsqueeze
+    assert zero_padding_rows(kept, onnx.load(src)) == 0 and len(kept.graph.node) == nodes + 4 * layers + 2  # once
     unsqueeze = [n for n in kept.graph.node if n.op_type == "Unsqueeze" and n.name.startswith("palm_zero")]
     assert len(unsqueeze) == 1 and len(unsqueeze[0].input) == 2  # opset 13: axes is an input
     old = onnx.load(str(tmp_path / "kept.onnx"))

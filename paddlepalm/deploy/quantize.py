@@ -66,7 +66,6 @@ def quantize_int8(src: str, dst: str, weights: str = "per_tensor", zero_padding:
     return dst
 
 
-
 def zero_padding_rows(int8_model, fp32_model) -> int:
     """Multiply each token-level input of a ``DynamicQuantizeLinear`` in ``int8_model`` by the
     padding mask, in place; returns how many inputs were masked.
@@ -87,7 +86,7 @@ def zero_padding_rows(int8_model, fp32_model) -> int:
     mask = padding_mask_input(fp32_model)
     shapes = _symbolic_shapes(fp32_model) if mask else {}
     mask_dims = shapes.get(mask)
-    if not mask_dims or len(mask_dims) != 2:
+    if not mask_dims or len(mask_dims) != 2 or not all(mask_dims):  # unknown dims (0) would match anything
         return 0
     graph = int8_model.graph
     masked: List = [n for n in graph.node if n.op_type == "DynamicQuantizeLinear"
@@ -107,13 +106,12 @@ def zero_padding_rows(int8_model, fp32_model) -> int:
         prologue.append(helper.make_node("Unsqueeze", [prologue[0].output[0]], [rows], axes=[2],
                                          name="%s_unsqueeze" % ZERO_PADDING_PREFIX))
     nodes = list(prologue)
-    masked_ids = {id(n) for n in masked}
+    masked_ids = {id(n): i for i, n in enumerate(masked)}
     for node in graph.node:
         if id(node) in masked_ids:
             zeroed = "%s__%s" % (node.input[0], ZERO_PADDING_PREFIX)
-            # [B, T, H] * [B, T, 1]
-            nodes.append(helper.make_node("Mul", [node.input[0], rows], [zeroed],
-                                          name="%s_%d" % (ZERO_PADDING_PREFIX, len(nodes) - len(prologue))))
+            nodes.append(helper.make_node("Mul", [node.input[0], rows], [zeroed],  # [B, T, H] * [B, T, 1]
+                                          name="%s_%d" % (ZERO_PADDING_PREFIX, masked_ids[id(node)])))
             node.input[0] = zeroed
         nodes.append(node)
     del graph.node[:]
