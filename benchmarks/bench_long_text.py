@@ -88,9 +88,10 @@ def make_documents(utterances, paragraphs: Sequence[str], seed: int, separator: 
             if separator and i:
                 words.append(separator)
                 tags.append("O")
+            if i == gap:  # the utterance: everything so far is its prefix
+                prefix = list(words)
             words += part_words
             tags += part_tags or ["O"] * len(part_words)
-        prefix = words[:sum(len(w) for w, _ in parts[:gap]) + (gap if separator else 0)]
         docs.append({"text_a": " ".join(words), "label": u.intent, "words": words, "tags": tags,
                      "prefix": " ".join(prefix), "utterance": " ".join(u.words)})
     return docs

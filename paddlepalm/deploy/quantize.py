@@ -15,18 +15,20 @@ INT8_PADDING = ("zeroed", "kept")
 ZERO_PADDING_PREFIX = "palm_zero_padding"  # names of the nodes zero_padding_rows adds
 
 
+def _one_of(what: str, value: str, choices) -> str:
+    if value not in choices:
+        raise ValueError("int8 %s %r: choose %s" % (what, value, " or ".join(choices)))
+    return value
+
+
 def check_int8_weights(weights: str) -> str:
     """``weights`` if it is one of :data:`INT8_WEIGHTS`, else a ValueError naming the choices."""
-    if weights not in INT8_WEIGHTS:
-        raise ValueError("int8 weights %r: choose %s" % (weights, " or ".join(INT8_WEIGHTS)))
-    return weights
+    return _one_of("weights", weights, INT8_WEIGHTS)
 
 
 def check_int8_padding(padding: str) -> str:
     """``padding`` if it is one of :data:`INT8_PADDING`, else a ValueError naming the choices."""
-    if padding not in INT8_PADDING:
-        raise ValueError("int8 padding %r: choose %s" % (padding, " or ".join(INT8_PADDING)))
-    return padding
+    return _one_of("padding", padding, INT8_PADDING)
 
 
 def zeroed_padding_inputs(path: str) -> int:
